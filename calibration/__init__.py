@@ -1,0 +1,1 @@
+"""Camera calibration and the mapping from any camera to the bundle's camera."""

@@ -1,0 +1,1 @@
+"""Cameras and robots behind the small interfaces in grasprt.types."""

@@ -1,0 +1,1 @@
+"""A kinematic Sawyer with a rendered wrist camera: the default robot, runs anywhere."""

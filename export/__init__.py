@@ -1,0 +1,1 @@
+"""PyTorch architectures and the ONNX bundle exporter (the `export` extra: torch, onnx)."""

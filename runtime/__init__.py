@@ -1,0 +1,1 @@
+"""The hard-timed control loop and its safety parts. Never imports torch."""

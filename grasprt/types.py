@@ -44,6 +44,8 @@ class Frame:
     # Only simulated cameras know the truth; the loop uses it when asked to bypass the
     # segmenter (``--gt-mask``) and records it for evaluation.
     truth_mask: np.ndarray | None = None  # 100 x 100 float32 in {0, 1}
+    # The device's own timestamp (seconds, its clock), kept for records and drift checks.
+    device_stamp: float | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,40 @@ class Robot(Protocol):
     def hold(self) -> None:
         """Stop where the arm is now. Must be safe to call from any thread, at any time."""
         ...
+
+
+@runtime_checkable
+class Gripper(Protocol):
+    """A gripper fitted to an arm that lacks its own (e.g. a Robotiq on serial)."""
+
+    name: str
+
+    def connect(self) -> None: ...
+
+    def disconnect(self) -> None: ...
+
+    def set_closed(self, closed: bool) -> None:
+        """Request open or closed; returns at once."""
+        ...
+
+    def position(self) -> float:
+        """Measured position, 0.0 open ... 1.0 closed."""
+        ...
+
+    def object_held(self) -> bool | None: ...
+
+
+@runtime_checkable
+class Heartbeat(Protocol):
+    """An external watchdog (e.g. a microcontroller that trips the e-stop when beats stop)."""
+
+    def connect(self) -> None: ...
+
+    def beat(self) -> None:
+        """Called once per healthy cycle; must not block the loop."""
+        ...
+
+    def disconnect(self) -> None: ...
 
 
 @dataclass

@@ -1,0 +1,302 @@
+"""Cameras read through OpenCV: UVC/V4L2 webcams, video files, GStreamer pipelines.
+
+The frames are RGB copies (OpenCV decodes to BGR). Intrinsics are whatever the
+calibration file says; OpenCV knows nothing of a camera's optics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from grasprt.calibration.camera_info import load_camera_info
+from grasprt.drivers.newest_frame import CaptureStats, EndOfStream, NewestFrame
+from grasprt.errors import DriverError
+from grasprt.runtime.clock import MonotonicClock
+from grasprt.types import Clock, Frame, Intrinsics
+
+log = logging.getLogger(__name__)
+
+SourceKind = Literal["device", "file", "gstreamer"]
+
+# A V4L2 buffer stamp older than this is not believed (a clock other than monotonic).
+_MAX_BUFFER_AGE_S = 0.5
+# read() on a V4L2 device otherwise waits 10 s for a frame from an unplugged camera.
+_READ_TIMEOUT_MS = 1000
+_DEFAULT_FILE_FPS = 30.0
+
+
+def opencv_has_gstreamer() -> bool:
+    match = re.search(r"GStreamer:\s*(\S+)", cv2.getBuildInformation())
+    return bool(match and match.group(1).upper().startswith("YES"))
+
+
+def v4l2_capture_stamp(arrival: float, buffer_ms: float) -> float:
+    """The capture time of a V4L2 frame on ``time.monotonic``'s clock.
+
+    uvcvideo stamps each buffer with CLOCK_MONOTONIC when the frame starts arriving,
+    which is what ``time.monotonic`` reads; OpenCV reports it as ``CAP_PROP_POS_MSEC``.
+    Drivers that stamp with another clock give values far from ``arrival``; then the
+    arrival time is the best estimate left.
+    """
+    stamp = buffer_ms / 1000.0
+    if np.isfinite(stamp) and 0.0 <= arrival - stamp <= _MAX_BUFFER_AGE_S:
+        return stamp
+    return arrival
+
+
+def _device_index(path: str) -> int | None:
+    """``/dev/video2`` or a ``/dev/v4l/by-id`` link to it -> 2."""
+    match = re.fullmatch(r"/dev/video(\d+)", os.path.realpath(path))
+    return int(match.group(1)) if match else None
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class OpenCVCamera:
+    """A :class:`grasprt.types.Camera` on ``cv2.VideoCapture``.
+
+    ``kind`` says what ``source`` is: ``"device"`` (a V4L2 index such as ``"0"`` or a
+    path such as ``/dev/video2`` or ``/dev/v4l/by-id/...``), ``"file"`` (a video file,
+    played at its own frame rate unless ``pace=False``, looped if ``loop``) or
+    ``"gstreamer"`` (a pipeline ending in ``appsink``). ``width``/``height``/``fps``/
+    ``fourcc`` are requests to a device; what it really gives is in ``actual_*``.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        kind: SourceKind = "device",
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
+        fourcc: str | None = None,
+        loop: bool = False,
+        pace: bool = True,
+        settle_frames: int | None = None,
+        calibration: str | Path | None = None,
+        clock: Clock | None = None,
+        name: str | None = None,
+        first_frame_timeout_s: float = 5.0,
+        reopen_after_failures: int = 5,
+    ) -> None:
+        if fourcc is not None and len(fourcc) != 4:
+            raise DriverError(f"fourcc must be 4 characters (e.g. MJPG), got {fourcc!r}")
+        self.source = source
+        self.kind: SourceKind = kind
+        self.name = name or (f"gst:{source}" if kind == "gstreamer" else f"opencv:{source}")
+        self._request = (width, height, fps, fourcc)
+        self.loop = loop
+        self.pace = pace
+        # Webcams come up with auto-exposure still hunting; files and pipelines do not.
+        self.settle_frames = (
+            settle_frames if settle_frames is not None else (5 if kind == "device" else 0)
+        )
+        self._calibration_path = calibration
+        self._clock: Clock = clock or MonotonicClock()
+        # Buffer stamps are on time.monotonic; they only mean something on that clock.
+        self._stamps_monotonic = clock is None or isinstance(clock, MonotonicClock)
+        self._first_frame_timeout_s = first_frame_timeout_s
+        self._reopen_after_failures = reopen_after_failures
+        self._cap: cv2.VideoCapture | None = None
+        self._intrinsics: Intrinsics | None = None
+        self._capture = NewestFrame(self.name, self._grab)
+        self._seq = 0
+        self._to_settle = 0
+        self._failures = 0
+        self._pace_start = 0.0
+        self._pace_count = 0
+        self._since_rewind = 0
+        self.reconnects = 0
+        self.actual_width = 0
+        self.actual_height = 0
+        self.actual_fps = 0.0
+
+    # -- Camera --------------------------------------------------------------------
+
+    @property
+    def intrinsics(self) -> Intrinsics | None:
+        return self._intrinsics
+
+    def latest(self) -> Frame | None:
+        return self._capture.latest()
+
+    def connect(self) -> None:
+        if self._capture.running:
+            return
+        self._intrinsics = (
+            load_camera_info(self._calibration_path) if self._calibration_path else None
+        )
+        self._cap = self._open()
+        self._capture.clear()
+        self._capture.start()
+        first = self._capture.wait_for_frame(timeout_s=self._first_frame_timeout_s)
+        if first is None:
+            ended = self._capture.stats.ended
+            self.disconnect()
+            if ended:
+                raise DriverError(f"{self.name}: the video has no frames")
+            raise DriverError(
+                f"{self.name}: opened, but no frame came within {self._first_frame_timeout_s:g} s"
+            )
+        h, w = first.image.shape[:2]
+        intr = self._intrinsics
+        if intr is not None and (intr.width, intr.height) != (w, h):
+            self.disconnect()
+            raise DriverError(
+                f"{self.name}: calibration {self._calibration_path} is for "
+                f"{intr.width}x{intr.height} but the camera gives {w}x{h}"
+            )
+
+    def disconnect(self) -> None:
+        stopped = self._capture.stop()
+        # Releasing under a thread still inside read() would free memory it is using.
+        if self._cap is not None and stopped:
+            self._cap.release()
+            self._cap = None
+
+    # -- status --------------------------------------------------------------------
+
+    @property
+    def stats(self) -> CaptureStats:
+        return self._capture.stats
+
+    def wait_for_frame(self, after_seq: int = -1, timeout_s: float = 5.0) -> Frame | None:
+        """Block for a frame newer than ``after_seq`` (tools and tests; the loop polls)."""
+        return self._capture.wait_for_frame(after_seq, timeout_s)
+
+    def wait_for_frames(self, count: int, timeout_s: float = 5.0) -> bool:
+        return self._capture.wait_for_frames(count, timeout_s)
+
+    # -- opening -------------------------------------------------------------------
+
+    def _open(self) -> cv2.VideoCapture:
+        if self.kind == "gstreamer":
+            if not opencv_has_gstreamer():
+                raise DriverError(
+                    "this OpenCV was built without GStreamer (pip's opencv-python wheels never "
+                    "have it): use a distro build (apt install python3-opencv) or opencv:DEVICE"
+                )
+            cap = cv2.VideoCapture(self.source, cv2.CAP_GSTREAMER)
+            if not cap.isOpened():
+                raise DriverError(f"cannot open GStreamer pipeline: {self.source}")
+        elif self.kind == "file":
+            path = Path(self.source)
+            if not path.is_file():
+                raise DriverError(f"no such video file: {self.source}")
+            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+            if not cap.isOpened():
+                raise DriverError(
+                    f"cannot open video file {self.source} (not a video FFmpeg reads)"
+                )
+        else:
+            cap = self._open_device()
+        self._read_actual(cap)
+        self._failures = 0
+        self._to_settle = self.settle_frames
+        self._pace_start, self._pace_count, self._since_rewind = time.monotonic(), 0, 0
+        return cap
+
+    def _open_device(self) -> cv2.VideoCapture:
+        path = f"/dev/video{self.source}" if self.source.isdigit() else self.source
+        if not os.path.exists(path):
+            raise DriverError(f"cannot open {path}: no such device (`grasprt devices` lists them)")
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise DriverError(f"cannot open {path}: permission denied (add the user to 'video')")
+        index = _device_index(path)
+        # OpenCV's V4L2 backend opens reliably by index; a by-id link resolves to one.
+        cap = (
+            cv2.VideoCapture(index, cv2.CAP_V4L2)
+            if index is not None
+            else cv2.VideoCapture(path, cv2.CAP_V4L2)
+        )
+        if not cap.isOpened():
+            raise DriverError(f"cannot open {path} (in use by another program, or not a camera)")
+        width, height, fps, fourcc = self._request
+        if fourcc:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
+        if width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        if fps:
+            cap.set(cv2.CAP_PROP_FPS, fps)
+        # One driver buffer: a frame waiting in a deep queue is an old frame.
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, _READ_TIMEOUT_MS)
+        return cap
+
+    def _read_actual(self, cap: cv2.VideoCapture) -> None:
+        self.actual_width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.actual_height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.actual_fps = float(cap.get(cv2.CAP_PROP_FPS))
+        width, height, fps, _ = self._request
+        asked = f"{width or '?'}x{height or '?'}@{fps or '?'}"
+        got = f"{self.actual_width}x{self.actual_height}@{self.actual_fps:g}"
+        if self.kind == "device" and any(self._request[:3]) and asked != got:
+            log.warning("%s: asked for %s, the camera gives %s", self.name, asked, got)
+        else:
+            log.info("%s: %s", self.name, got)
+
+    # -- the capture thread --------------------------------------------------------
+
+    def _grab(self) -> Frame | None:
+        cap = self._cap
+        if cap is None:
+            if self.kind == "file":
+                raise EndOfStream("closed")
+            # A failed reopen raises; the capture thread retries with a growing pause.
+            self._cap = self._open()
+            self.reconnects += 1
+            log.warning("%s: reopened", self.name)
+            return None
+        if self.kind == "file" and self.pace:
+            fps = self.actual_fps if self.actual_fps > 0 else _DEFAULT_FILE_FPS
+            due = self._pace_start + self._pace_count / fps
+            if not self._capture.sleep(due - time.monotonic()):
+                return None
+        ok, image = cap.read()
+        arrival = self._clock.now()
+        if not ok or image is None:
+            return self._on_read_failure(cap)
+        self._failures = 0
+        self._pace_count += 1
+        self._since_rewind += 1
+        if self._to_settle > 0:
+            self._to_settle -= 1
+            return None
+        position_ms = float(cap.get(cv2.CAP_PROP_POS_MSEC))
+        stamp = arrival
+        if self.kind == "device" and self._stamps_monotonic:
+            stamp = v4l2_capture_stamp(arrival, position_ms)
+        self._seq += 1
+        return Frame(_to_rgb(image), stamp, self._seq, device_stamp=position_ms / 1000.0)
+
+    def _on_read_failure(self, cap: cv2.VideoCapture) -> None:
+        if self.kind == "file":
+            if not self.loop or self._since_rewind == 0:
+                raise EndOfStream("end of file")
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._pace_start, self._pace_count, self._since_rewind = time.monotonic(), 0, 0
+            return None
+        self._failures += 1
+        if self._failures >= self._reopen_after_failures:
+            # An unplugged-and-replugged UVC camera (or a dropped stream) only works again
+            # once reopened.
+            cap.release()
+            self._cap = None
+        raise DriverError(f"{self.name}: read failed ({self._failures} in a row)")

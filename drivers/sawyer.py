@@ -1,0 +1,275 @@
+"""A Rethink Sawyer through the Intera SDK (ROS 1): joint position commands at loop rate.
+
+``rospy`` and ``intera_interface`` are imported in :meth:`SawyerRobot.connect`, never at
+module import, so the rest of grasprt (and its tests) runs without ROS. What this
+driver could and could not be checked against is listed in docs/sawyer.md.
+
+Intera's position mode is "raw" (no collision avoidance on the robot side), so the
+loop's limiter is the last line of defence; two settings made at connect keep a
+failure safe: a low joint-position speed ratio, and the controller's command timeout,
+after which the robot holds position on its own if grasprt stops publishing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from grasprt.errors import ConfigError, DriverError
+from grasprt.profiles import SAWYER, RobotProfile
+from grasprt.types import Clock, JointCommand, RobotState
+
+log = logging.getLogger(__name__)
+
+INTERA_MISSING = (
+    "intera_interface not found: source your ROS workspace "
+    "(source ~/ros_ws/devel/setup.bash) and install intera_sdk"
+)
+# intera_core_msgs/AssemblyState.estop_button
+ESTOP_BUTTON_PRESSED = 1
+# intera_interface.Gripper.MAX_POSITION: metres between the fingers when open.
+INTERA_GRIPPER_OPEN_M = 0.041667
+
+
+@dataclass(frozen=True)
+class InteraSdk:
+    """The two ROS modules the driver uses; injectable so tests can supply stand-ins."""
+
+    rospy: Any
+    intera_interface: Any
+
+
+def import_intera() -> InteraSdk:
+    try:
+        import intera_interface
+        import rospy
+    except ImportError:
+        raise DriverError(INTERA_MISSING) from None
+    return InteraSdk(rospy=rospy, intera_interface=intera_interface)
+
+
+def fault_from_assembly_state(state: Any) -> str | None:
+    """The reason an ``AssemblyState`` forbids commanding the arm, or None."""
+    if state is None:
+        return "no robot state received from /robot/state"
+    if getattr(state, "estop_button", 0) == ESTOP_BUTTON_PRESSED:
+        return "Sawyer e-stop button pressed"
+    if getattr(state, "stopped", False):
+        return f"Sawyer stopped (e-stop source {getattr(state, 'estop_source', '?')})"
+    if getattr(state, "error", False):
+        return "Sawyer in error state (see the robot's diagnostics)"
+    if not getattr(state, "enabled", False):
+        return "Sawyer not enabled"
+    return None
+
+
+class SawyerRobot:
+    """Implements :class:`grasprt.types.Robot` on the Intera SDK."""
+
+    name = "sawyer"
+
+    def __init__(
+        self,
+        profile: RobotProfile = SAWYER,
+        clock: Clock | None = None,
+        speed_ratio: float = 0.2,
+        command_timeout_s: float = 0.25,
+        limb_name: str = "right",
+        intera: InteraSdk | None = None,
+        use_gripper: bool = True,
+        disable_on_disconnect: bool = False,
+        node_name: str = "grasprt",
+        hold_lock_timeout_s: float = 0.05,
+    ) -> None:
+        if not 0.0 < speed_ratio <= 1.0:
+            raise ConfigError(f"Sawyer speed ratio {speed_ratio} must be in (0, 1]")
+        if not 0.0 < command_timeout_s <= 1.0:
+            raise ConfigError(
+                f"Sawyer command timeout {command_timeout_s} s must be in (0, 1] "
+                "(it is how long the arm keeps moving after grasprt dies)"
+            )
+        if clock is None:
+            from grasprt.runtime.clock import MonotonicClock
+
+            clock = MonotonicClock()
+        self.profile = profile
+        self.joint_names = profile.joint_names
+        self.clock = clock
+        self.speed_ratio = speed_ratio
+        self.command_timeout_s = command_timeout_s
+        self.limb_name = limb_name
+        self.use_gripper = use_gripper
+        self.disable_on_disconnect = disable_on_disconnect
+        self.node_name = node_name
+        self.hold_lock_timeout_s = hold_lock_timeout_s
+        self._sdk = intera
+        self._lock = threading.Lock()
+        self._enabler: Any = None
+        self._limb: Any = None
+        self._gripper: Any = None
+        self._gripper_closed: bool | None = None
+
+    # -- start-up -----------------------------------------------------------------
+
+    def connect(self) -> None:
+        sdk = self._sdk or import_intera()
+        self._sdk = sdk
+        ii = sdk.intera_interface
+        try:
+            sdk.rospy.init_node(self.node_name, anonymous=True, disable_signals=True)
+        except Exception as err:
+            # A second connect in one process: rospy allows one init_node per process.
+            if "already" not in str(err):
+                raise DriverError(f"rospy.init_node failed: {err}") from None
+        try:
+            enabler = ii.RobotEnable(versioned=True)
+        except SystemExit:
+            raise DriverError(
+                "Sawyer software version does not match the installed intera_sdk; update one "
+                "of them (see the robot's software_version parameter)"
+            ) from None
+        except Exception as err:
+            raise DriverError(
+                f"no Sawyer state on /robot/state ({err}); check ROS_MASTER_URI points at "
+                "the robot and ROS_IP is this PC's address"
+            ) from None
+        state = enabler.state()
+        if getattr(state, "estop_button", 0) == ESTOP_BUTTON_PRESSED:
+            raise DriverError("Sawyer e-stop is pressed: release it, then start grasprt again")
+        try:
+            enabler.enable()
+        except Exception as err:
+            raise DriverError(f"could not enable the Sawyer: {err}; reset it and retry") from None
+        if not getattr(enabler.state(), "enabled", False):
+            raise DriverError("Sawyer did not report enabled after enable(); reset it and retry")
+        self._enabler = enabler
+
+        try:
+            limb = ii.Limb(self.limb_name)
+            names = tuple(limb.joint_names())
+        except Exception as err:
+            raise DriverError(f"Sawyer limb {self.limb_name!r} not available: {err}") from None
+        missing = [n for n in self.joint_names if n not in names]
+        if missing:
+            raise DriverError(
+                f"Sawyer limb {self.limb_name!r} has no joints {', '.join(missing)} "
+                f"(it reports {', '.join(names) or 'none'}); check the robot profile"
+            )
+        limb.set_joint_position_speed(self.speed_ratio)
+        limb.set_command_timeout(self.command_timeout_s)
+        self._limb = limb
+
+        if self.use_gripper:
+            self._gripper = self._connect_gripper(ii)
+        log.info(
+            "Sawyer connected: speed ratio %.2f, command timeout %.2f s, gripper %s",
+            self.speed_ratio,
+            self.command_timeout_s,
+            "intera" if self._gripper is not None else "external",
+        )
+
+    def _connect_gripper(self, ii: Any) -> Any:
+        ee_name = f"{self.limb_name}_gripper"
+        try:
+            gripper = ii.Gripper(ee_name, calibrate=True)
+            if not gripper.is_calibrated():
+                gripper.calibrate()
+        except Exception as err:
+            raise DriverError(
+                f"no Intera gripper {ee_name!r} ({err}); fit one, or run with an external "
+                "gripper (ArmWithGripper) and use_gripper=False"
+            ) from None
+        if not gripper.is_calibrated():
+            raise DriverError(
+                f"Intera gripper {ee_name!r} failed to calibrate; clear the fingers and retry"
+            )
+        return gripper
+
+    def disconnect(self) -> None:
+        if self._limb is None:
+            return
+        self.hold()
+        # Left enabled by default: the arm keeps holding its last position (and any
+        # object) under its own controller; disabling drops it onto its brakes.
+        if self.disable_on_disconnect and self._enabler is not None:
+            try:
+                self._enabler.disable()
+            except Exception:
+                log.exception("Sawyer disable failed")
+        self._limb = None
+        self._gripper = None
+        self._gripper_closed = None
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def read_state(self) -> RobotState:
+        limb = self._require_limb()
+        angles = limb.joint_angles()
+        q = np.array([angles.get(n, math.nan) for n in self.joint_names], dtype=np.float64)
+        state = self._enabler.state()
+        fault = fault_from_assembly_state(state)
+        gripper_pos = 0.0
+        object_held: bool | None = None
+        if self._gripper is not None:
+            metres = float(self._gripper.get_position())
+            gripper_pos = float(np.clip(1.0 - metres / INTERA_GRIPPER_OPEN_M, 0.0, 1.0))
+            object_held = bool(self._gripper.is_gripping())
+            if fault is None and self._gripper.has_error():
+                fault = "Intera gripper reports an error"
+        return RobotState(
+            q=q,
+            gripper=gripper_pos,
+            stamp=self.clock.now(),
+            enabled=bool(getattr(state, "enabled", False)),
+            object_held=object_held,
+            fault=fault,
+        )
+
+    def command(self, cmd: JointCommand) -> None:
+        limb = self._require_limb()
+        q = np.asarray(cmd.q, dtype=np.float64)
+        if q.shape != (len(self.joint_names),) or not np.all(np.isfinite(q)):
+            raise ValueError(f"Sawyer command must be {len(self.joint_names)} finite angles")
+        targets = {n: float(v) for n, v in zip(self.joint_names, q, strict=True)}
+        with self._lock:
+            limb.set_joint_positions(targets)
+            if self._gripper is not None and cmd.gripper_closed != self._gripper_closed:
+                if cmd.gripper_closed:
+                    self._gripper.close()
+                else:
+                    self._gripper.open()
+                self._gripper_closed = cmd.gripper_closed
+
+    def hold(self) -> None:
+        """Command the measured angles. Never raises: if this fails, the controller's
+        command timeout holds the arm anyway."""
+        limb = self._limb
+        if limb is None:
+            return
+        # Waiting for the lock orders the hold after a command in flight; if a command
+        # is stuck inside the SDK, publish anyway (rospy publishers are thread-safe).
+        locked = self._lock.acquire(timeout=self.hold_lock_timeout_s)
+        try:
+            angles = limb.joint_angles()
+            targets = {n: float(angles[n]) for n in self.joint_names if n in angles}
+            if len(targets) == len(self.joint_names) and all(
+                math.isfinite(v) for v in targets.values()
+            ):
+                limb.set_joint_positions(targets)
+            else:
+                log.error("Sawyer hold: no complete joint state; relying on command timeout")
+        except Exception:
+            log.exception("Sawyer hold failed; relying on the controller's command timeout")
+        finally:
+            if locked:
+                self._lock.release()
+
+    def _require_limb(self) -> Any:
+        if self._limb is None:
+            raise DriverError("Sawyer not connected: call connect() first")
+        return self._limb

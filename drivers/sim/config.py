@@ -1,0 +1,142 @@
+"""Settings of the simulated Sawyer, its scene and its wrist camera, with realistic defaults.
+
+Lengths are metres in ``right_arm_base_link`` (z up), angles radians, times seconds.
+The three dynamics-gap presets (:func:`gap_preset`) let a controller trained on one
+setting be evaluated on a harsher one, which is how the paper argues the closed loop
+absorbs the gap between the simulated and the real arm.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+from grasprt.errors import ConfigError
+
+
+def _require(ok: bool, what: str) -> None:
+    if not ok:
+        raise ConfigError(f"sim config: {what}")
+
+
+@dataclass(frozen=True)
+class GapConfig:
+    """How the simulated arm differs from an ideal kinematic one (the dynamics gap)."""
+
+    # Time from `command()` until the joint controllers act on it (ROS + Intera hop).
+    latency_s: float = 0.03
+    # First-order lag of each joint toward its target; 0 = follows at once (within the cap).
+    lag_tau_s: float = 0.08
+    # Std of the white noise on each reported joint angle.
+    noise_std: float = 0.001
+    # Std of the per-episode, per-joint encoder offset (reported minus true).
+    bias_std: float = 0.003
+    # Fraction of the profile's joint velocity limits the arm may use; Intera's
+    # `set_joint_position_speed` default is 0.3.
+    speed_ratio: float = 0.3
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            _require(math.isfinite(v) and v >= 0.0, f"gap '{f.name}' must be >= 0, got {v}")
+        _require(0.0 < self.speed_ratio <= 1.0, "gap 'speed_ratio' must be in (0, 1]")
+
+
+GAP_PRESETS: dict[str, GapConfig] = {
+    # An ideal arm: commands act at once, no lag, exact encoders, full speed.
+    "none": GapConfig(latency_s=0.0, lag_tau_s=0.0, noise_std=0.0, bias_std=0.0, speed_ratio=1.0),
+    "default": GapConfig(),
+    # A slow, badly calibrated arm on a loaded network: a stress test, not a real figure.
+    "large": GapConfig(latency_s=0.08, lag_tau_s=0.2, noise_std=0.003, bias_std=0.01, speed_ratio=0.2),
+}
+
+
+def gap_preset(name: str) -> GapConfig:
+    try:
+        return GAP_PRESETS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown dynamics gap preset {name!r}; known: {', '.join(GAP_PRESETS)}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """The table, the target sphere, clutter, and where an episode starts."""
+
+    # Top of the table. 6 cm below the arm's base link puts a sphere lying on it well
+    # inside the Sawyer's reach with the hand pointing straight down (fingertips need
+    # z = -0.053 m, the neutral pose has them at +0.08 m).
+    table_z: float = -0.06
+    sphere_diameter: float = 0.0137  # the paper's yellow sphere
+    sphere_rgb: tuple[float, float, float] = (0.93, 0.80, 0.08)
+    # Where the sphere is placed (x_min, x_max, y_min, y_max): in front of the arm,
+    # reachable everywhere with the hand pointing down, and what eval's grid spans.
+    workspace: tuple[float, float, float, float] = (0.45, 0.75, -0.15, 0.15)
+    # A rolling target: constant speed, random heading, bouncing off the workspace edges.
+    moving: bool = False
+    moving_speed: float = 0.02
+    # Distractor objects of other colours, placed around the workspace.
+    clutter_count: int = 0
+    # Start pose: camera this far above the table, over a point drawn in the workspace,
+    # looking down, then each joint moved by up to `start_joint_noise`.
+    start_height: tuple[float, float] = (0.30, 0.40)
+    start_joint_noise: float = 0.03
+
+    def __post_init__(self) -> None:
+        x0, x1, y0, y1 = self.workspace
+        _require(x0 < x1 and y0 < y1, "workspace must be (x_min, x_max, y_min, y_max)")
+        _require(0.0 < self.sphere_diameter < 0.1, "sphere_diameter must be in (0, 0.1) m")
+        _require(self.moving_speed >= 0.0, "moving_speed must be >= 0")
+        _require(0 <= self.clutter_count <= 20, "clutter_count must be in 0..20")
+        lo, hi = self.start_height
+        _require(0.05 <= lo <= hi <= 0.6, "start_height must be (low, high) within 0.05..0.6 m")
+        _require(self.start_joint_noise >= 0.0, "start_joint_noise must be >= 0")
+
+    @property
+    def sphere_radius(self) -> float:
+        return self.sphere_diameter / 2.0
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """The rendered wrist camera."""
+
+    # ROS camera_info YAML; None = drivers/sim/wrist_camera.yaml (400x400, 80 deg).
+    intrinsics_path: str | None = None
+    # The camera the truth mask is drawn for: the bundle's 400x400 model input. None =
+    # the default wrist camera, which is what grasprt's bundles are trained with.
+    model_intrinsics_path: str | None = None
+    fps: float = 30.0
+    # Std of the sensor noise added to each pixel, in 0..255 units.
+    noise_std: float = 2.0
+    # Each episode draws a defocus blur sigma (pixels) uniformly up to this.
+    max_blur_sigma: float = 0.8
+
+    def __post_init__(self) -> None:
+        _require(0.0 < self.fps <= 240.0, "camera fps must be in (0, 240]")
+        _require(self.noise_std >= 0.0, "camera noise_std must be >= 0")
+        _require(self.max_blur_sigma >= 0.0, "camera max_blur_sigma must be >= 0")
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Injected faults, for testing the loop's watchdogs. None = never."""
+
+    # The camera stops producing new frames this long after connect (a stalled camera).
+    camera_freeze_after_s: float | None = None
+    # The robot's state stops updating (same stamp, same values) this long after connect.
+    state_stall_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    gap: GapConfig = field(default_factory=GapConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    # Fixed integration step of the arm, gripper and sphere.
+    substep_s: float = 0.005
+
+    def __post_init__(self) -> None:
+        _require(0.0 < self.substep_s <= 0.02, "substep_s must be in (0, 0.02]")

@@ -1,0 +1,110 @@
+"""Read a PyTorch checkpoint into one of the paper's networks, or say in one line why not.
+
+A checkpoint is the network's state_dict, saved with ``torch.save``: either the
+state_dict itself, or a dict ``{"state_dict": ..., "arch": ...}``. For the segmenter
+``arch`` is its widths (a list of 4, or ``{"widths": [...]}``); without it the widths
+are read from the convolution weights. The controller's architecture is fixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from grasprt.errors import GrasprtError
+from grasprt.export.models import PAPER_WIDTHS, Controller, Segmenter
+
+
+class CheckpointError(GrasprtError):
+    """A checkpoint file that cannot become the network it is meant for."""
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Any]:
+    """(state_dict, arch or None) from a checkpoint file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        # weights_only: a checkpoint is data; never run pickled code from it.
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first.strip()})") from None
+    arch = None
+    if isinstance(obj, dict) and "state_dict" in obj:
+        arch = obj.get("arch")
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj:
+        raise CheckpointError(
+            f"{path}: holds a {type(obj).__name__}, not a state_dict (a dict of tensors)"
+        )
+    for key, value in obj.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{path}: entry {key!r} of the state_dict is not a tensor")
+    return obj, arch
+
+
+def _segmenter_widths(path: Path, sd: dict[str, torch.Tensor], arch: Any) -> tuple[int, ...]:
+    if isinstance(arch, dict):
+        arch = arch.get("widths")
+    if arch is not None:
+        if (
+            not isinstance(arch, list | tuple)
+            or len(arch) != 4
+            or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in arch)
+        ):
+            raise CheckpointError(f"{path}: 'arch' must give 4 positive segmenter widths")
+        return tuple(arch)
+    inferred = []
+    for i, default in enumerate(PAPER_WIDTHS, start=1):
+        w = sd.get(f"conv{i}.weight")
+        inferred.append(int(w.shape[0]) if w is not None and w.dim() == 4 else default)
+    return tuple(inferred)
+
+
+def fit_state_dict(path: Path, net: nn.Module, sd: dict[str, torch.Tensor], what: str) -> None:
+    """Load ``sd`` into ``net``, naming the first key that does not fit."""
+    want = net.state_dict()
+    for key, tensor in want.items():
+        if key not in sd:
+            raise CheckpointError(f"{path}: state_dict lacks {key!r}, which the {what} needs")
+        got = sd[key]
+        if tuple(got.shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{path}: {key!r} has shape {list(got.shape)}, the {what} needs "
+                f"{list(tensor.shape)}"
+            )
+        if not got.is_floating_point():
+            raise CheckpointError(f"{path}: {key!r} has dtype {got.dtype}, expected floats")
+        if not bool(torch.isfinite(got).all()):
+            raise CheckpointError(f"{path}: {key!r} holds non-finite values")
+    extra = [k for k in sd if k not in want]
+    if extra:
+        raise CheckpointError(f"{path}: unexpected key {extra[0]!r} in the state_dict of a {what}")
+    net.load_state_dict({k: v.to(torch.float32) for k, v in sd.items()})
+
+
+def load_segmenter(path: str | Path) -> Segmenter:
+    path = Path(path)
+    sd, arch = read_checkpoint(path)
+    widths = _segmenter_widths(path, sd, arch)
+    net = Segmenter(widths)
+    fit_state_dict(path, net, sd, f"segmenter (widths {list(widths)})")
+    return net.eval()
+
+
+def load_controller(path: str | Path) -> Controller:
+    path = Path(path)
+    sd, _ = read_checkpoint(path)
+    net = Controller()
+    fit_state_dict(path, net, sd, "controller")
+    return net.eval()

@@ -1,0 +1,172 @@
+"""`grasprt run` and `grasprt check`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from grasprt.errors import ConfigError
+
+
+class _Progress:
+    """One status line per episode; a live line on a terminal, none when piped."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, line: str) -> None:
+        if not self.quiet:
+            click.echo(line, err=True)
+
+
+def _fmt(d: dict[str, float]) -> str:
+    return f"p50 {d.get('p50', 0):.2f}  p99 {d.get('p99', 0):.2f}  max {d.get('max', 0):.2f} ms"
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    click.echo(
+        f"episodes {s['episodes']}  successes {s['successes']} "
+        f"({s['success_rate']:.0%})  steps {s['steps']}  limited {s['limited_steps']}  "
+        f"holds {s['holds']}  overruns {s['overruns']}  dropped records {s['dropped_records']}"
+    )
+    click.echo(f"cycle      {_fmt(s['cycle_ms'])}")
+    click.echo(f"lateness   {_fmt(s['lateness_ms'])}")
+    for name, st in s["stages"].items():
+        click.echo(f"  {name:<11}{_fmt(st)}")
+    for f in s["faults"]:
+        click.echo(f"fault in episode {f['episode']}: {f['reason']}")
+    if s["stopped"]:
+        click.echo(f"stopped by {s['stopped']}")
+
+
+def write_json(path: str, data: dict[str, Any]) -> None:
+    try:
+        Path(path).write_text(json.dumps(data, indent=2, default=str) + "\n")
+    except OSError as e:
+        raise ConfigError(f"--json {path}: cannot write ({e.strerror})") from None
+
+
+@click.command(
+    "run",
+    epilog="""\b
+Examples:
+  grasprt run --robot sim
+  grasprt run --robot sim --episodes 3 --record run.mcap --json run.json
+  grasprt run --robot sim --fast --episodes 20 --gap large --moving
+  grasprt run --robot sim --camera realsense:recording.db3
+  grasprt run --robot sawyer --camera realsense --gripper robotiq:/dev/ttyUSB0 \\
+      --heartbeat /dev/ttyACM0 --record arm.mcap
+
+Exit status: 0 finished, 2 bad input (nothing moved), 3 fault stop (the arm held),
+128+N stopped by signal N (SIGINT: 130, SIGTERM: 143).""",
+)
+@click.option("--robot", type=click.Choice(["sim", "sawyer"]), default=None,
+              help="The arm: the simulated Sawyer (default) or a real one via the Intera SDK.")
+@click.option("--camera", default=None, metavar="SPEC",
+              help="Camera spec (sim, realsense[:SERIAL|:FILE.db3], opencv:INDEX|FILE, "
+                   "gst:PIPELINE). Default: the robot's own (the sim's wrist camera).")
+@click.option("--calibration", default=None, metavar="FILE.yaml",
+              help="Camera intrinsics (ROS camera_info YAML) for cameras that lack their own.")
+@click.option("--bundle", default=None, metavar="DIR",
+              help="Model bundle directory. Default: models/reference, else models/placeholder.")
+@click.option("--episodes", type=int, default=None, help="Episodes to run. [default: 1]")
+@click.option("--seed", type=int, default=None, help="Seed of the simulated world. [default: 0]")
+@click.option("--max-steps", type=int, default=None,
+              help="Steps per episode. [default: 150 sim, 250 real, as in the paper]")
+@click.option("--record", default=None, metavar="PATH.mcap",
+              help="Flight record of every cycle (MCAP; open it in Foxglove).")
+@click.option("--record-frames", "record_frames_every", type=int, default=None, metavar="N",
+              help="Also record every Nth camera frame (0: off). [default: 0]")
+@click.option("--json", "json_path", default=None, metavar="PATH", help="Write the summary as JSON.")
+@click.option("--fast", is_flag=True, default=None,
+              help="Sim only: run on the simulator's clock as fast as the machine allows.")
+@click.option("--gt-mask", is_flag=True, default=None,
+              help="Sim only: feed the simulator's true mask instead of the segmenter's.")
+@click.option("--gap", type=click.Choice(["none", "default", "large"]), default=None,
+              help="Sim only: the sim-to-real dynamics gap (latency, lag, noise, bias).")
+@click.option("--moving", is_flag=True, default=None, help="Sim only: the sphere rolls slowly.")
+@click.option("--gripper", default=None, metavar="robotiq:PORT",
+              help="An external gripper on serial, e.g. robotiq:/dev/ttyUSB0.")
+@click.option("--heartbeat", default=None, metavar="PORT",
+              help="Serial port of a hardware heartbeat monitor (trips the e-stop if beats stop).")
+@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]),
+              default=None, help="ONNX Runtime execution provider. [default: cpu]")
+@click.option("--threads", type=int, default=None, help="ONNX Runtime intra-op threads.")
+@click.option("--config", "config_file", default=None, metavar="FILE.toml",
+              help="Settings file ([run], [limiter], [watchdog], [inference], [sim]); "
+                   "flags win over it.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def run_cmd(robot, camera, calibration, bundle, episodes, seed, max_steps, record,
+            record_frames_every, json_path, fast, gt_mask, gap, moving, gripper, heartbeat,
+            provider, threads, config_file, quiet) -> int:
+    """Run the grasping loop: wrist frame -> segmenter -> controller -> limiter -> arm.
+
+    Everything is checked before the arm moves: the settings, the bundle (against
+    INTERFACE.md), the ONNX sessions and the record file. Then at the bundle's rate
+    (10 Hz) each cycle takes the newest frame, runs both models, passes the action
+    through the safety limiter and commands the arm. A stale frame or state, a
+    missed-deadline streak, a non-finite number or a hung loop makes the arm hold.
+    """
+    from grasprt.config import build_run_config
+    from grasprt.runtime.runner import Run
+
+    flags = {
+        "robot": robot, "camera": camera, "calibration": calibration, "bundle": bundle,
+        "episodes": episodes, "seed": seed, "max_steps": max_steps, "record": record,
+        "record_frames_every": record_frames_every, "json": json_path, "fast": fast,
+        "gt_mask": gt_mask, "gripper": gripper, "heartbeat": heartbeat,
+        "sim.gap": gap, "sim.moving": moving,
+        "inference.provider": provider, "inference.intra_op_threads": threads,
+    }
+    cfg = build_run_config(config_file, flags)
+    progress = _Progress(quiet)
+    run = Run(cfg, progress=progress)
+    progress(
+        f"bundle {cfg.bundle} ({'placeholder' if run.bundle.provenance.get('placeholder') else 'trained'}),"
+        f" robot {cfg.robot}, {cfg.episodes} episode(s) x {cfg.steps} steps at "
+        f"{run.bundle.rate_hz:g} Hz{' (fast sim clock)' if cfg.fast else ''}"
+    )
+    report = run.execute()
+    summary = report.summary()
+    summary["config"] = cfg.to_dict()
+    if not quiet:
+        print_summary(summary)
+    if cfg.json:
+        write_json(cfg.json, summary)
+    if report.fault:
+        click.echo(f"grasprt: fault stop: {report.fault}", err=True)
+        return 3
+    if report.stopped:
+        import signal
+
+        try:
+            return 128 + int(signal.Signals[report.stopped])
+        except KeyError:
+            return 1
+    return 0
+
+
+@click.command("check")
+@click.argument("bundle", metavar="DIR")
+@click.option("--json", "as_json", is_flag=True, help="Print the bundle's description as JSON.")
+def check_cmd(bundle: str, as_json: bool) -> int:
+    """Validate a model bundle against INTERFACE.md and load both models in ONNX Runtime."""
+    from grasprt.bundle import check_against_profile, describe, load_bundle
+    from grasprt.profiles import get_profile
+    from grasprt.runtime.inference import Pipeline
+
+    b = load_bundle(bundle)
+    check_against_profile(b, get_profile(b.robot))
+    Pipeline(b)
+    d = describe(b)
+    if as_json:
+        click.echo(json.dumps(d, indent=2, default=str))
+    else:
+        placeholder = " (placeholder: random weights)" if b.provenance.get("placeholder") else ""
+        click.echo(f"{bundle}: ok{placeholder}: robot {b.robot}, {b.rate_hz:g} Hz, "
+                   f"mask threshold {b.mask_threshold:g}")
+    return 0
+

@@ -1,0 +1,153 @@
+"""The two ONNX Runtime sessions of a bundle, created once, run with bound buffers.
+
+Per cycle the loop writes the model-view image into a preallocated input buffer and
+reads the mask and action from preallocated outputs: ``run_with_iobinding`` with
+OrtValues over our own numpy arrays, so the 10 Hz path allocates nothing of note.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from grasprt.bundle import Bundle
+from grasprt.errors import ConfigError
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+}
+
+_OPT_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    provider: str = "cpu"
+    # Threads for one model run. Two on a 2-core PC leaves nothing for the camera and
+    # recorder threads; `grasprt bench` measures the trade-off on the robot PC.
+    intra_op_threads: int = 2
+    graph_optimization: str = "all"
+    # Spinning worker threads burn a core between runs: at 10 Hz that buys a few
+    # microseconds of wake-up and costs a core the camera thread needs. Off by default.
+    allow_spinning: bool = False
+
+    def __post_init__(self) -> None:
+        if self.provider not in PROVIDERS:
+            raise ConfigError(
+                f"unknown provider {self.provider!r}; choose one of {', '.join(PROVIDERS)}"
+            )
+        if self.intra_op_threads < 1 or self.intra_op_threads > (os.cpu_count() or 1) * 4:
+            raise ConfigError(f"intra-op threads must be 1..{(os.cpu_count() or 1) * 4}")
+        if self.graph_optimization not in _OPT_LEVELS:
+            raise ConfigError(
+                f"unknown graph optimisation {self.graph_optimization!r}; "
+                f"choose one of {', '.join(_OPT_LEVELS)}"
+            )
+
+
+def session_options(cfg: InferenceConfig) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = _OPT_LEVELS[cfg.graph_optimization]
+    so.intra_op_num_threads = cfg.intra_op_threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    spin = "1" if cfg.allow_spinning else "0"
+    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    so.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    so.log_severity_level = 3
+    return so
+
+
+def make_session(model: bytes, cfg: InferenceConfig) -> ort.InferenceSession:
+    wanted = PROVIDERS[cfg.provider]
+    available = ort.get_available_providers()
+    if wanted not in available:
+        raise ConfigError(
+            f"provider {cfg.provider!r} is not available in this onnxruntime "
+            f"(available: {', '.join(available)})"
+        )
+    providers = [wanted] if wanted == "CPUExecutionProvider" else [wanted, "CPUExecutionProvider"]
+    return ort.InferenceSession(model, sess_options=session_options(cfg), providers=providers)
+
+
+class _Bound:
+    """One session with OrtValues bound over our numpy buffers."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        inputs: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+    ) -> None:
+        self.session = session
+        self.binding = session.io_binding()
+        # OrtValues keep pointers into the arrays: the arrays must outlive them.
+        self._keep = (inputs, outputs)
+        for name, arr in inputs.items():
+            self.binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(arr))
+        for name, arr in outputs.items():
+            self.binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(arr))
+
+    def run(self) -> None:
+        self.session.run_with_iobinding(self.binding)
+
+
+class Pipeline:
+    """Segmenter -> threshold -> controller, on preallocated buffers.
+
+    The arrays ``image``, ``mask``, ``state`` are the bound inputs; ``prob`` and
+    ``action`` the bound outputs. Callers write into inputs with ``np.copyto``.
+    """
+
+    def __init__(self, bundle: Bundle, cfg: InferenceConfig | None = None) -> None:
+        self.cfg = cfg or InferenceConfig()
+        self.threshold_value = np.float32(bundle.mask_threshold)
+        self.image = np.zeros((1, 400, 400, 3), dtype=np.uint8)
+        self.prob = np.zeros((1, 1, 100, 100), dtype=np.float32)
+        self.mask = np.zeros((1, 1, 100, 100), dtype=np.float32)
+        self.state = np.zeros((1, 8), dtype=np.float32)
+        self.action = np.zeros((1, 8), dtype=np.float32)
+        self._above = np.zeros((1, 1, 100, 100), dtype=bool)
+        self.segmenter = _Bound(
+            make_session(bundle.segmenter_bytes, self.cfg),
+            {"image": self.image},
+            {"mask": self.prob},
+        )
+        self.controller = _Bound(
+            make_session(bundle.controller_bytes, self.cfg),
+            {"mask": self.mask, "state": self.state},
+            {"action": self.action},
+        )
+
+    def segment(self, view: np.ndarray) -> np.ndarray:
+        np.copyto(self.image[0], view)
+        self.segmenter.run()
+        return self.prob
+
+    def threshold(self, prob: np.ndarray | None = None) -> np.ndarray:
+        """Binary mask for the controller: 1.0 where probability > threshold (INTERFACE.md)."""
+        np.greater(self.prob if prob is None else prob, self.threshold_value, out=self._above)
+        np.copyto(self.mask, self._above)
+        return self.mask
+
+    def set_mask(self, mask: np.ndarray) -> np.ndarray:
+        """Feed a mask from elsewhere (the simulator's truth, for --gt-mask)."""
+        np.copyto(self.mask[0, 0], mask)
+        return self.mask
+
+    def control(self, q: np.ndarray, gripper: float) -> np.ndarray:
+        self.state[0, :7] = q
+        self.state[0, 7] = gripper
+        self.controller.run()
+        return self.action[0]

@@ -1,0 +1,407 @@
+"""The safety limiter: turns a controller's action (a request) into a joint target.
+
+Every joint target that reaches a robot comes out of :func:`limit`. It is a pure
+function of its inputs, so each rule can be tested on its own and the loop's
+behaviour replayed exactly from a recording. The rules follow what the trusted
+control stacks do (``../shared/REFERENCE.md``):
+
+* ros2_control's ``forward_command_controller`` drops a whole command when any value
+  is not finite; so do we, and a fault never carries a target.
+* ros2_control's joint_limits saturation limiter bounds each step to the previous
+  command ± v_max·dt and then to the position limits.
+* MoveIt Servo scales *all* joints by one factor (the smallest clamp ratio) so the
+  motion keeps its direction, keeps 0.1 rad joint margins, and reports one status code
+  per cycle.
+
+The Sawyer's position mode is "raw" (no collision avoidance on the robot side), so
+this is the last line of defence: the table floor and the tracking bound are ours.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+
+import numpy as np
+
+from grasprt.errors import ConfigError
+from grasprt.kinematics import Kinematics
+from grasprt.profiles import RobotProfile
+
+# Bisection steps for the floor back-off: 2**-10 of one step (0.22 mrad at the
+# Sawyer's largest step) is finer than the arm can follow, at ~12 FK calls a cycle.
+FLOOR_BISECTION_STEPS = 10
+
+
+class LimitStatus(IntEnum):
+    """One code per cycle, in MoveIt Servo's spirit (negative: invalid, 0: untouched)."""
+
+    FAULT = -1
+    OK = 0
+    VELOCITY_SCALED = 1
+    TRACKING_CLAMPED = 2
+    JOINT_BOUND = 3
+    FLOOR = 4
+    ACTION_CLIPPED = 5
+    GRIPPER_HELD = 6
+
+
+# When several rules act, `status` names the one that matters most for safety; the
+# full set is in `LimitResult.flags`.
+_SEVERITY = (
+    LimitStatus.FAULT,
+    LimitStatus.FLOOR,
+    LimitStatus.JOINT_BOUND,
+    LimitStatus.TRACKING_CLAMPED,
+    LimitStatus.VELOCITY_SCALED,
+    LimitStatus.ACTION_CLIPPED,
+    LimitStatus.GRIPPER_HELD,
+)
+
+
+def _finite_number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"limiter: {name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"limiter: {name} must be finite, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class LimiterConfig:
+    rate_hz: float = 10.0
+    # Fraction of the profile's velocity limit one step may use.
+    velocity_factor: float = 0.5
+    # MoveIt Servo's default joint_limit_margins.
+    joint_margin: float = 0.1
+    # Lowest allowed z (base frame) of the wrist, hand and fingertips: table top plus
+    # clearance. None turns the floor off (e.g. no table calibrated).
+    floor_z: float | None = None
+    # The target may be at most this many max-steps from the *measured* position, so an
+    # arm that is blocked or lagging is not wound up by commands that run ahead of it.
+    tracking_steps: float = 3.0
+    # Hysteresis: close above +band, open below -band, otherwise keep. Without it a
+    # request hovering near 0 would chatter the gripper every cycle.
+    gripper_band: float = 0.1
+    # Minimum cycles between gripper changes (a close takes ~0.4 s on the Sawyer).
+    gripper_dwell: int = 3
+
+    def __post_init__(self) -> None:
+        rate = _finite_number("rate_hz", self.rate_hz)
+        if rate <= 0:
+            raise ConfigError(f"limiter: rate_hz must be > 0, got {self.rate_hz!r}")
+        factor = _finite_number("velocity_factor", self.velocity_factor)
+        if not 0 < factor <= 1:
+            raise ConfigError(
+                f"limiter: velocity_factor must be in (0, 1], got {self.velocity_factor!r}"
+            )
+        if _finite_number("joint_margin", self.joint_margin) < 0:
+            raise ConfigError(f"limiter: joint_margin must be >= 0, got {self.joint_margin!r}")
+        if self.floor_z is not None:
+            _finite_number("floor_z", self.floor_z)
+        # Below one step a free arm could not make a full step, and the loop would crawl.
+        if _finite_number("tracking_steps", self.tracking_steps) < 1:
+            raise ConfigError(f"limiter: tracking_steps must be >= 1, got {self.tracking_steps!r}")
+        band = _finite_number("gripper_band", self.gripper_band)
+        if not 0 <= band < 1:
+            raise ConfigError(f"limiter: gripper_band must be in [0, 1), got {self.gripper_band!r}")
+        dwell = self.gripper_dwell
+        if isinstance(dwell, bool) or not isinstance(dwell, int) or dwell < 0:
+            raise ConfigError(
+                f"limiter: gripper_dwell must be a whole number >= 0, got {self.gripper_dwell!r}"
+            )
+
+    def max_step(self, profile: RobotProfile) -> np.ndarray:
+        """Largest change of each joint in one step, rad."""
+        return np.asarray(profile.velocity, dtype=np.float64) * self.velocity_factor / self.rate_hz
+
+    def check_profile(self, profile: RobotProfile) -> None:
+        """Refuse a margin that leaves a joint no room at all."""
+        for joint in profile.joints:
+            if joint.lower + self.joint_margin >= joint.upper - self.joint_margin:
+                raise ConfigError(
+                    f"limiter: joint_margin {self.joint_margin} leaves {joint.name} "
+                    f"({joint.lower} .. {joint.upper}) no range"
+                )
+
+
+@dataclass(frozen=True)
+class LimiterState:
+    """What the limiter remembers between cycles (immutable, so `limit` stays pure)."""
+
+    # The last command sent; None at the start of an episode or after a hold, when the
+    # next step starts from the measured position.
+    prev_command: tuple[float, ...] | None = None
+    gripper_closed: bool = False
+    # Cycles since the gripper last changed; None = not changed this episode, so the
+    # first change is never delayed.
+    cycles_since_gripper_change: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class LimitResult:
+    # The joint target to send, or None on a fault (then the arm must hold).
+    target: np.ndarray | None
+    gripper_closed: bool
+    # q_measured + clipped action * action_scale: what the controller asked for.
+    requested: np.ndarray | None
+    status: LimitStatus
+    flags: frozenset[LimitStatus] = field(default_factory=frozenset)
+    # The limiter intervened: any flag is set.
+    limited: bool = False
+    # MoveIt Servo's velocity scaling factor: 1.0 when no joint was too fast.
+    scale: float = 1.0
+    fault: str | None = None
+    # Where the step started: the previous command (pulled within the tracking bound)
+    # or the measured position. Steps and the floor are judged against it.
+    reference: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.fault is None
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+def _fault(reason: str, state: LimiterState) -> tuple[LimitResult, LimiterState]:
+    result = LimitResult(
+        target=None,
+        gripper_closed=state.gripper_closed,
+        requested=None,
+        status=LimitStatus.FAULT,
+        flags=frozenset({LimitStatus.FAULT}),
+        limited=True,
+        scale=0.0,
+        fault=reason,
+    )
+    # A fault changes nothing the limiter remembers: the loop stops or holds.
+    return result, state
+
+
+def _vector(name: str, value: object, size: int) -> tuple[np.ndarray | None, str | None]:
+    try:
+        a = np.array(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None, f"{name} is not a list of numbers"
+    if a.shape != (size,):
+        return None, f"{name} has {a.size} values, expected {size}"
+    bad = np.flatnonzero(~np.isfinite(a))
+    if bad.size:
+        return None, f"non-finite {name} at index {int(bad[0])}: {a[bad[0]]}"
+    return a, None
+
+
+def _largest_fraction(ref: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """The largest f in [0, 1] with ref + f*step inside [lo, hi] (ref is inside)."""
+    f = 1.0
+    for r, s, a, b in zip(ref, step, lo, hi, strict=True):
+        if s > 0 and r + s > b:
+            f = min(f, (b - r) / s)
+        elif s < 0 and r + s < a:
+            f = min(f, (a - r) / s)
+    return max(0.0, f)
+
+
+def _gripper(
+    request: float, state: LimiterState, config: LimiterConfig
+) -> tuple[bool, int | None, bool]:
+    """Hysteresis and dwell. Returns (closed, cycles since change, request overruled)."""
+    cycles = (
+        None if state.cycles_since_gripper_change is None else state.cycles_since_gripper_change + 1
+    )
+    closed = state.gripper_closed
+    if request > config.gripper_band:
+        wanted = True
+    elif request < -config.gripper_band:
+        wanted = False
+    else:
+        wanted = closed
+    if wanted != closed and (cycles is None or cycles >= config.gripper_dwell):
+        closed, cycles = wanted, 0
+    # INTERFACE.md: > 0 close, <= 0 open. Anything else is the limiter's doing.
+    return closed, cycles, closed != (request > 0)
+
+
+def limit(
+    q_measured: np.ndarray,
+    action: np.ndarray,
+    action_scale: np.ndarray,
+    state: LimiterState,
+    config: LimiterConfig,
+    profile: RobotProfile,
+    kin: Kinematics,
+) -> tuple[LimitResult, LimiterState]:
+    """Decide this cycle's joint target and gripper. Pure: inputs are never modified."""
+    n = len(profile.joints)
+
+    # (1) A non-finite number anywhere is a fault, never a command.
+    q, err = _vector("q_measured", q_measured, n)
+    if err:
+        return _fault(err, state)
+    a, err = _vector("action", action, n + 1)
+    if err:
+        return _fault(err, state)
+    scale_vec, err = _vector("action_scale", action_scale, n)
+    if err:
+        return _fault(err, state)
+    prev = None
+    if state.prev_command is not None:
+        prev, err = _vector("previous command", state.prev_command, n)
+        if err:
+            return _fault(err, state)
+    assert q is not None and a is not None and scale_vec is not None
+
+    flags: set[LimitStatus] = set()
+
+    # (2) The controller was trained on actions in [-1, 1]; anything outside is clipped.
+    clipped = np.clip(a, -1.0, 1.0)
+    if not np.array_equal(clipped, a):
+        flags.add(LimitStatus.ACTION_CLIPPED)
+    requested = q + clipped[:n] * scale_vec
+
+    max_step = config.max_step(profile)
+    reach = config.tracking_steps * max_step
+    track_lo, track_hi = q - reach, q + reach
+
+    # The step starts from the previous command, as in ros2_control's saturation
+    # limiter. If the arm has fallen more than `tracking_steps` behind it, the reference
+    # is pulled back within reach of the measured position first: that moves the
+    # command toward where the arm really is, which can only shrink the motion.
+    if prev is None:
+        ref = q.copy()
+    else:
+        ref = np.clip(prev, track_lo, track_hi)
+        if not np.array_equal(ref, prev):
+            flags.add(LimitStatus.TRACKING_CLAMPED)
+
+    target = requested.copy()
+
+    # (3) Per-step change, all joints scaled by one factor so the direction is kept.
+    step = requested - ref
+    over = np.abs(step) > max_step
+    velocity_scale = 1.0
+    if over.any():
+        velocity_scale = float(np.min(max_step[over] / np.abs(step[over])))
+        step = step * velocity_scale
+        target = ref + step
+        flags.add(LimitStatus.VELOCITY_SCALED)
+
+    # (4) Tracking bound around the measured position, along the same direction.
+    outside = (target > track_hi) | (target < track_lo)
+    if outside.any():
+        f = _largest_fraction(ref, step, track_lo, track_hi)
+        step = step * f
+        target = np.clip(ref + step, track_lo, track_hi)  # rounding only
+        step = target - ref
+        flags.add(LimitStatus.TRACKING_CLAMPED)
+
+    # (5) Joint range with margin. A joint already outside the band (the arm started
+    # there, or a limit was changed) may move toward the inside but never further out.
+    lower = np.asarray(profile.lower, dtype=np.float64) + config.joint_margin
+    upper = np.asarray(profile.upper, dtype=np.float64) - config.joint_margin
+    bounded = np.clip(target, np.minimum(lower, ref), np.maximum(upper, ref))
+    if not np.array_equal(bounded, target):
+        target = bounded
+        step = target - ref
+        flags.add(LimitStatus.JOINT_BOUND)
+
+    # (6) Floor: keep the wrist, hand and fingertips above the table.
+    if config.floor_z is not None and np.any(step != 0):
+        floor = config.floor_z
+        target_low = kin.lowest_point_z(target)
+        if target_low < floor:
+            ref_low = kin.lowest_point_z(ref)
+            if ref_low >= floor:
+                # Back off along the step to the largest fraction found safe. `lo` is
+                # always a checked-safe fraction, so the result never crosses the floor.
+                lo, hi = 0.0, 1.0
+                for _ in range(FLOOR_BISECTION_STEPS):
+                    mid = 0.5 * (lo + hi)
+                    if kin.lowest_point_z(ref + mid * step) >= floor:
+                        lo = mid
+                    else:
+                        hi = mid
+                target = ref + lo * step
+                flags.add(LimitStatus.FLOOR)
+            elif target_low <= ref_low:
+                # Already below the floor (e.g. a floor set above the start pose): only
+                # steps that raise the lowest point are allowed; otherwise hold.
+                target = ref.copy()
+                flags.add(LimitStatus.FLOOR)
+
+    # (7) Gripper.
+    closed, cycles, overruled = _gripper(float(clipped[n]), state, config)
+    if overruled:
+        flags.add(LimitStatus.GRIPPER_HELD)
+
+    status = next((s for s in _SEVERITY if s in flags), LimitStatus.OK)
+    result = LimitResult(
+        target=_frozen(target),
+        gripper_closed=closed,
+        requested=_frozen(requested),
+        status=status,
+        flags=frozenset(flags),
+        limited=bool(flags),
+        scale=velocity_scale,
+        fault=None,
+        reference=_frozen(ref),
+    )
+    new_state = LimiterState(
+        prev_command=tuple(float(x) for x in target),
+        gripper_closed=closed,
+        cycles_since_gripper_change=cycles,
+    )
+    return result, new_state
+
+
+class Limiter:
+    """:func:`limit` with its state kept between cycles, for the loop."""
+
+    def __init__(
+        self,
+        config: LimiterConfig,
+        profile: RobotProfile,
+        kin: Kinematics | None = None,
+        state: LimiterState | None = None,
+    ) -> None:
+        config.check_profile(profile)
+        self.config = config
+        self.profile = profile
+        self.kin = kin if kin is not None else Kinematics(profile)
+        self.state = state if state is not None else LimiterState()
+
+    def apply(
+        self, q_measured: np.ndarray, action: np.ndarray, action_scale: np.ndarray
+    ) -> LimitResult:
+        """Limit one action. The state advances as if the target is sent; if it is not
+        (the gate refused, the loop held), call :meth:`note_command` with None."""
+        result, self.state = limit(
+            q_measured, action, action_scale, self.state, self.config, self.profile, self.kin
+        )
+        return result
+
+    def reset(
+        self, q_measured: np.ndarray | None = None, gripper_closed: bool | None = None
+    ) -> None:
+        """Start afresh from a standstill: the next step starts from `q_measured` (None: from
+        the next measurement). The gripper state is kept unless given, so a hold in the
+        middle of a grasp cannot turn into an open; at an episode start, pass the measured
+        gripper state."""
+        prev = None if q_measured is None else tuple(float(x) for x in np.asarray(q_measured))
+        if gripper_closed is None:
+            self.state = replace(self.state, prev_command=prev)
+        else:
+            self.state = LimiterState(prev_command=prev, gripper_closed=gripper_closed)
+
+    def note_command(self, target: np.ndarray | None, gripper_closed: bool | None = None) -> None:
+        """Record what the robot was really told. None: it held where it was, so the next
+        step starts from the measured position rather than from a command never sent."""
+        prev = None if target is None else tuple(float(x) for x in np.asarray(target))
+        state = replace(self.state, prev_command=prev)
+        if gripper_closed is not None and gripper_closed != state.gripper_closed:
+            state = replace(state, gripper_closed=gripper_closed, cycles_since_gripper_change=0)
+        self.state = state

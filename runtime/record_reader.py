@@ -1,0 +1,160 @@
+"""Read a grasprt flight record (MCAP) back into Python values.
+
+A finished file is read through its index. A file whose writer never finished (the
+process was killed, the disk filled) has no summary section; it is then streamed from
+the start and read up to the last complete chunk, and ``Record.complete`` is False
+with ``Record.damage`` saying where reading stopped.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+import zstandard
+from mcap.exceptions import McapError
+from mcap.reader import NonSeekingReader, make_reader
+
+from grasprt.errors import ConfigError
+from grasprt.runtime.record_schema import (
+    CYCLE_TOPIC,
+    EVENT_TOPIC,
+    FRAME_TOPIC,
+    MASK_TOPIC,
+    RUN_TOPIC,
+    SUMMARY_TOPIC,
+    decode_message,
+)
+
+MAGIC = b"\x89MCAP0\r\n"
+# Footer record: opcode 0x02, length 20, then summary start, summary offset start, crc.
+_FOOTER_TAIL = struct.pack("<BQ", 0x02, 20)
+_FOOTER_RECORD = 1 + 8 + 20
+
+# What a cut-off file can raise part-way through a record.
+_DAMAGE = (McapError, struct.error, zstandard.ZstdError, ValueError, EOFError, OSError)
+
+
+@dataclass
+class Record:
+    """One run as recorded. ``masks`` lines up with ``cycles`` (None: no mask)."""
+
+    path: Path
+    run: dict[str, Any] | None = None
+    cycles: list[dict[str, Any]] = field(default_factory=list)
+    cycle_times: list[float] = field(default_factory=list)
+    masks: list[np.ndarray | None] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
+    frames: int = 0
+    complete: bool = False
+    damage: str | None = None
+
+    @property
+    def dropped(self) -> int | None:
+        """The recorder's count of records it lost, when the summary made it to disk."""
+        if self.summary is None:
+            return None
+        return int(self.summary["recorder"]["dropped"])
+
+
+def _finished(f: IO[bytes]) -> bool:
+    """Whether the file ends in a footer and the closing magic (the writer finished)."""
+    size = f.seek(0, os.SEEK_END)
+    if size < len(MAGIC) * 2 + _FOOTER_RECORD:
+        return False
+    f.seek(size - len(MAGIC) - _FOOTER_RECORD)
+    tail = f.read(_FOOTER_RECORD + len(MAGIC))
+    return tail.startswith(_FOOTER_TAIL) and tail.endswith(MAGIC)
+
+
+def _open(path: Path) -> IO[bytes]:
+    try:
+        f = open(path, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise ConfigError(f"cannot open record {path}: {e.strerror}") from None
+    if f.read(len(MAGIC)) != MAGIC:
+        f.close()
+        raise ConfigError(f"{path} is not an MCAP file (bad magic)")
+    f.seek(0)
+    return f
+
+
+def _raw_messages(path: Path) -> tuple[list[tuple[str, int, int, bytes]], bool, str | None]:
+    """Every message as (topic, log_time ns, sequence, data), in file order."""
+    with _open(path) as f:
+        if _finished(f):
+            f.seek(0)
+            try:
+                out = [
+                    (channel.topic, m.log_time, m.sequence, m.data)
+                    for _, channel, m in make_reader(f).iter_messages(log_time_order=False)
+                ]
+                return out, True, None
+            except _DAMAGE:
+                # A finished-looking file with a broken index: stream it like a cut one.
+                pass
+        f.seek(0)
+        out = []
+        damage = None
+        try:
+            for _, channel, m in NonSeekingReader(f).iter_messages(log_time_order=False):
+                out.append((channel.topic, m.log_time, m.sequence, m.data))
+        except _DAMAGE as e:
+            damage = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        return out, False, damage or "file ends without a summary (writer did not finish)"
+
+
+def _mask_image(message: dict[str, Any]) -> np.ndarray:
+    h, w, step = int(message["height"]), int(message["width"]), int(message["step"])
+    data = np.frombuffer(base64.b64decode(message["data"]), dtype=np.uint8)
+    return data.reshape(h, step)[:, :w].copy()
+
+
+def read_record(path: str | os.PathLike[str]) -> Record:
+    """Read a record; a cut-off file gives what was on disk up to the cut."""
+    path = Path(path)
+    messages, complete, damage = _raw_messages(path)
+    record = Record(path=path, complete=complete, damage=damage)
+    cycle_at: dict[int, int] = {}
+    for topic, log_time, seq, data in messages:
+        if topic == CYCLE_TOPIC:
+            cycle_at[seq] = len(record.cycles)
+            record.cycles.append(decode_message(data))
+            record.masks.append(None)
+            record.cycle_times.append(log_time / 1e9)
+        elif topic == MASK_TOPIC:
+            i = cycle_at.get(seq)
+            if i is not None:
+                record.masks[i] = _mask_image(decode_message(data))
+        elif topic == FRAME_TOPIC:
+            record.frames += 1
+        elif topic == EVENT_TOPIC:
+            record.events.append(decode_message(data))
+        elif topic == RUN_TOPIC:
+            record.run = decode_message(data)
+        elif topic == SUMMARY_TOPIC:
+            record.summary = decode_message(data)
+    return record
+
+
+def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[float, np.ndarray]]:
+    """The recorded camera frames as (loop time s, RGB uint8 image), decoded one by one."""
+    messages, _, _ = _raw_messages(Path(path))
+    for topic, log_time, _, data in messages:
+        if topic != FRAME_TOPIC:
+            continue
+        buf = np.frombuffer(base64.b64decode(decode_message(data)["data"]), dtype=np.uint8)
+        image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ConfigError(f"{path}: a recorded frame at {log_time} ns does not decode")
+        if image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        yield log_time / 1e9, image

@@ -1,0 +1,288 @@
+"""Topics and JSON Schemas of a grasprt flight record (an MCAP file).
+
+Every message is JSON (``message_encoding="json"``) with a JSON Schema
+(``schema encoding="jsonschema"``), so Foxglove Studio can open a record with no
+plugin: the two image topics use Foxglove's own schema names (``foxglove.RawImage``,
+``foxglove.CompressedImage``), which is what makes its Image panel show them.
+
+JSON has no NaN or infinity, yet a recorded fault is often exactly such a number. The
+recorder writes ``null`` in its place (so the message stays valid JSON for any tool)
+and lists where it was, and what it was, under :data:`NONFINITE_KEY`; the reader puts
+the value back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+RUN_TOPIC = "/grasprt/run"
+CYCLE_TOPIC = "/grasprt/cycle"
+MASK_TOPIC = "/grasprt/mask"
+FRAME_TOPIC = "/grasprt/frame"
+EVENT_TOPIC = "/grasprt/event"
+SUMMARY_TOPIC = "/grasprt/summary"
+
+# Where a message records the non-finite floats the recorder replaced with null:
+# a list of [path, value] with path a list of keys and indices, value "nan", "inf" or "-inf".
+NONFINITE_KEY = "_nonfinite"
+
+# Bumped when a topic's meaning changes, so a reader can tell old records apart.
+RECORD_FORMAT = 1
+
+MASK_FRAME_ID = "grasprt_mask"
+CAMERA_FRAME_ID = "wrist_camera_optical"
+
+_NUM = {"type": ["number", "null"]}
+_INT = {"type": ["integer", "null"]}
+_STR = {"type": ["string", "null"]}
+_BOOL = {"type": ["boolean", "null"]}
+
+
+def _vector(n: int, what: str) -> dict[str, Any]:
+    return {
+        "type": ["array", "null"],
+        "items": {"type": ["number", "null"]},
+        "minItems": n,
+        "maxItems": n,
+        "description": what,
+    }
+
+
+def _described(base: dict[str, Any], what: str) -> dict[str, Any]:
+    return {**base, "description": what}
+
+
+_NONFINITE = {
+    "type": "array",
+    "description": "non-finite floats written as null: [path, 'nan' | 'inf' | '-inf']",
+    "items": {"type": "array", "minItems": 2, "maxItems": 2},
+}
+
+_TIME = {
+    "type": "object",
+    "title": "time",
+    "properties": {
+        "sec": {"type": "integer", "minimum": 0},
+        "nsec": {"type": "integer", "minimum": 0, "maximum": 999999999},
+    },
+}
+
+RUN_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "grasprt.Run",
+    "description": "Once per record, before anything else: what ran, where and when.",
+    "type": "object",
+    "properties": {
+        "record_format": {"type": "integer", "description": "version of this record layout"},
+        "grasprt_version": {"type": "string"},
+        "config": {"type": ["object", "null"], "description": "the run's validated config"},
+        "bundle": {"type": ["object", "null"], "description": "the model bundle's manifest"},
+        "host": {"type": "object", "description": "node, machine, python, pid"},
+        "wall_time": _described(_NUM, "wall clock at start, seconds since the Unix epoch"),
+        "wall_time_iso": _described(_STR, "the same, as ISO 8601 UTC"),
+        "clock_start": _described(_NUM, "loop clock at start, seconds (the log_time base)"),
+        NONFINITE_KEY: _NONFINITE,
+    },
+    "required": ["record_format", "grasprt_version", "host", "wall_time"],
+    "additionalProperties": True,
+}
+
+CYCLE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "grasprt.Cycle",
+    "description": (
+        "One control cycle, as the loop saw and decided it. Times are seconds on the loop "
+        "clock unless the name ends in _ms. Vectors are in the bundle's joint order."
+    ),
+    "type": "object",
+    "properties": {
+        "episode": _described(_INT, "episode index"),
+        "step": _described(_INT, "step within the episode"),
+        "slot": _described(_INT, "the loop's cycle slot index k"),
+        "cycle": _described(_INT, "cycle index over the run"),
+        "due": _described(_NUM, "when the cycle was due"),
+        "woke": _described(_NUM, "when the loop woke for it"),
+        "lateness_ms": _described(_NUM, "woke - due"),
+        "missed": _described(_INT, "slots skipped before this one"),
+        "stages_ms": {
+            "type": ["object", "null"],
+            "additionalProperties": {"type": ["number", "null"]},
+            "description": "time spent in each stage of the cycle",
+        },
+        "cycle_ms": _described(_NUM, "whole cycle, wake to record"),
+        "frame_stamp": _described(_NUM, "capture time of the frame used"),
+        "frame_age_ms": _described(_NUM, "age of that frame when used"),
+        "q": _vector(7, "measured joint angles, rad"),
+        "gripper": _described(_NUM, "measured gripper, 0 open .. 1 closed"),
+        "object_held": _BOOL,
+        "action": _vector(8, "controller output, raw: 7 joint changes then gripper"),
+        "requested": _vector(7, "q + action * action_scale, before the limiter"),
+        "command": _vector(7, "joint target after the limiter (what was sent)"),
+        "gripper_closed": _described(_BOOL, "gripper command"),
+        "limiter_status": _described(_INT, "limiter status code"),
+        "limited": _described(_BOOL, "whether the limiter changed the request"),
+        "limiter_flags": {"type": ["array", "null"], "items": {"type": "string"}},
+        "mask_area": _described(_NUM, "target pixels in the 100 x 100 mask"),
+        "verdict": _described(_STR, "watchdog verdict: ok, hold or fault"),
+        "reason": _described(_STR, "why the verdict was not ok"),
+        "faults": {"type": ["array", "null"], "items": {"type": "string"}},
+        NONFINITE_KEY: _NONFINITE,
+    },
+    "additionalProperties": True,
+}
+
+EVENT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "grasprt.Event",
+    "description": "Something that happened once: episode start/end, fault, hold, signal.",
+    "type": "object",
+    "properties": {
+        "time": {"type": "number", "description": "loop clock, seconds"},
+        "kind": {"type": "string", "description": "episode_start, episode_end, fault, ..."},
+        "episode": _INT,
+        "detail": {"type": "object"},
+        NONFINITE_KEY: _NONFINITE,
+    },
+    "required": ["time", "kind", "episode", "detail"],
+    "additionalProperties": False,
+}
+
+SUMMARY_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "grasprt.Summary",
+    "description": "Once, at a clean, signalled or fault stop: the run's counts.",
+    "type": "object",
+    "properties": {
+        "recorder": {
+            "type": "object",
+            "description": "the recorder's own account of what it could not write",
+            "properties": {
+                "cycles_put": {"type": "integer"},
+                "events_put": {"type": "integer"},
+                "written": {"type": "integer"},
+                "dropped": {"type": "integer"},
+                "dropped_queue_full": {"type": "integer"},
+                "dropped_not_open": {"type": "integer"},
+                "dropped_by_writer": {"type": "integer"},
+                "bad_records": {"type": "integer"},
+                "failure": {"type": ["string", "null"]},
+            },
+            "required": ["written", "dropped"],
+        },
+        NONFINITE_KEY: _NONFINITE,
+    },
+    "required": ["recorder"],
+    "additionalProperties": True,
+}
+
+RAW_IMAGE_SCHEMA: dict[str, Any] = {
+    "title": "foxglove.RawImage",
+    "description": "A raw image (the thresholded 100 x 100 mask, mono8, 255 = target)",
+    "type": "object",
+    "properties": {
+        "timestamp": _TIME,
+        "frame_id": {"type": "string"},
+        "width": {"type": "integer", "minimum": 0},
+        "height": {"type": "integer", "minimum": 0},
+        "encoding": {"type": "string"},
+        "step": {"type": "integer", "minimum": 0},
+        "data": {"type": "string", "contentEncoding": "base64"},
+    },
+}
+
+COMPRESSED_IMAGE_SCHEMA: dict[str, Any] = {
+    "title": "foxglove.CompressedImage",
+    "description": "A compressed image (the wrist camera frame, every Nth cycle)",
+    "type": "object",
+    "properties": {
+        "timestamp": _TIME,
+        "frame_id": {"type": "string"},
+        "data": {"type": "string", "contentEncoding": "base64"},
+        "format": {"type": "string"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    topic: str
+    schema_name: str
+    schema: dict[str, Any]
+
+    def schema_bytes(self) -> bytes:
+        return json.dumps(self.schema, sort_keys=True).encode()
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(RUN_TOPIC, "grasprt.Run", RUN_SCHEMA),
+    TopicSpec(CYCLE_TOPIC, "grasprt.Cycle", CYCLE_SCHEMA),
+    TopicSpec(MASK_TOPIC, "foxglove.RawImage", RAW_IMAGE_SCHEMA),
+    TopicSpec(FRAME_TOPIC, "foxglove.CompressedImage", COMPRESSED_IMAGE_SCHEMA),
+    TopicSpec(EVENT_TOPIC, "grasprt.Event", EVENT_SCHEMA),
+    TopicSpec(SUMMARY_TOPIC, "grasprt.Summary", SUMMARY_SCHEMA),
+)
+
+
+def nonfinite_name(x: float) -> str:
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def to_json_safe(value: Any, path: list[str | int], replaced: list[list[Any]]) -> Any:
+    """``value`` as plain JSON types; non-finite floats become None and go to ``replaced``.
+
+    numpy arrays and scalars become lists and Python numbers (exactly: a float32 becomes
+    the float64 of the same value). Anything unknown is written as its ``str`` rather
+    than failing: a record with one odd field beats a lost record.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        replaced.append([list(path), nonfinite_name(value)])
+        return None
+    if isinstance(value, np.ndarray):
+        return to_json_safe(value.tolist(), path, replaced)
+    if isinstance(value, np.generic):
+        return to_json_safe(value.item(), path, replaced)
+    if isinstance(value, Mapping):
+        return {str(k): to_json_safe(v, [*path, str(k)], replaced) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_safe(v, [*path, i], replaced) for i, v in enumerate(value)]
+    if isinstance(value, enum.Enum):
+        return value.name
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_json_safe(dataclasses.asdict(value), path, replaced)
+    return str(value)
+
+
+def encode_message(message: Mapping[str, Any]) -> bytes:
+    """One JSON message, with non-finite floats moved to :data:`NONFINITE_KEY`."""
+    replaced: list[list[Any]] = []
+    plain = to_json_safe(message, [], replaced)
+    if replaced:
+        plain[NONFINITE_KEY] = replaced
+    return json.dumps(plain, allow_nan=False, separators=(",", ":")).encode()
+
+
+def decode_message(data: bytes) -> dict[str, Any]:
+    """The inverse of :func:`encode_message`: non-finite floats are put back."""
+    message = json.loads(data)
+    for path, name in message.pop(NONFINITE_KEY, []):
+        if not path:
+            continue
+        parent: Any = message
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = float(name)
+    return message

@@ -1,0 +1,680 @@
+"""The flight recorder and its reader, on real MCAP files written and read back."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from mcap.reader import make_reader
+
+from grasprt.errors import ConfigError
+from grasprt.runtime.record_reader import MAGIC, Record, iter_frames, read_record
+from grasprt.runtime.record_schema import (
+    CYCLE_TOPIC,
+    EVENT_TOPIC,
+    FRAME_TOPIC,
+    MASK_TOPIC,
+    RUN_TOPIC,
+    SUMMARY_TOPIC,
+    TOPICS,
+    decode_message,
+    encode_message,
+)
+from grasprt.runtime.recorder import FlightRecorder, mask_to_mono8
+
+WAIT_S = 30.0  # generous bound on waits for the writer thread; nothing asserts a duration
+
+
+class GatedRecorder(FlightRecorder):
+    """A recorder whose writer stops before each record until the test opens the gate."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def _write_item(self, item: Any) -> None:
+        self.entered.set()
+        assert self.gate.wait(WAIT_S), "test never opened the gate"
+        super()._write_item(item)
+
+
+def _mask(k: int) -> np.ndarray:
+    m = np.zeros((100, 100), dtype=np.float32)
+    m[k : k + 10, 20 + k : 35 + k] = 1.0
+    return m
+
+
+def _frame(k: int) -> np.ndarray:
+    rng = np.random.default_rng(k)
+    return rng.integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
+
+
+def _cycle(k: int) -> dict[str, Any]:
+    rng = np.random.default_rng(100 + k)
+    return {
+        "episode": k // 5,
+        "step": k % 5 + 1,
+        "slot": k,
+        "due": 0.1 * k,
+        "lateness_ms": float(rng.uniform(0, 2)),
+        "missed": 0,
+        "frame_stamp": 0.1 * k - 0.03,
+        "q": rng.normal(size=7),
+        "gripper": np.float32(rng.uniform()),
+        "object_held": None,
+        "action": rng.uniform(-1, 1, size=8).astype(np.float32),
+        "command": rng.normal(size=7),
+        "gripper_closed": bool(k % 2),
+        "limiter_status": np.int64(k % 3 - 1),
+        "verdict": "ok",
+        "reason": None,
+        "mask_area": float(_mask(k).sum()),
+        "stages_ms": {"segmenter": float(rng.uniform(5, 9)), "controller": 0.4},
+    }
+
+
+def _as_json(cycle: dict[str, Any]) -> dict[str, Any]:
+    """What a cycle should read back as: arrays as lists, numpy scalars as numbers."""
+    out: dict[str, Any] = {}
+    for key, value in cycle.items():
+        if isinstance(value, np.ndarray):
+            out[key] = value.tolist()
+        elif isinstance(value, np.generic):
+            out[key] = value.item()
+        else:
+            out[key] = value
+    return out
+
+
+def _record_run(path: Path, n: int, **kwargs: Any) -> FlightRecorder:
+    rec = FlightRecorder(path, **kwargs)
+    rec.start({"config": {"episodes": 2, "rate_hz": 10.0}, "bundle": {"interface": 1}}, t=0.0)
+    for k in range(n):
+        if k % 5 == 0:
+            assert rec.put_event(0.1 * k, "episode_start", episode=k // 5)
+        assert rec.put_cycle(0.1 * k + 0.01, _cycle(k), _mask(k), _frame(k))
+    rec.close({"episodes": 2, "cycles": n}, t=0.1 * n)
+    return rec
+
+
+def _raw(path: Path) -> list[tuple[str, int, Any]]:
+    with open(path, "rb") as f:
+        reader = make_reader(f, validate_crcs=True)
+        return [
+            (channel.topic, message.log_time, message)
+            for _, channel, message in reader.iter_messages(log_time_order=False)
+        ]
+
+
+# ---- round trip ------------------------------------------------------------------------
+
+
+def test_round_trip_of_every_topic_is_exact(tmp_path: Path) -> None:
+    path = tmp_path / "run.mcap"
+    n = 10
+    rec = _record_run(path, n, frame_every=3, frame_format="png")
+    assert rec.failure is None
+    assert rec.dropped == 0
+    assert rec.written == n + 2  # cycles and the two episode_start events
+
+    record = read_record(path)
+    assert record.complete and record.damage is None
+    assert record.cycles == [_as_json(_cycle(k)) for k in range(n)]
+    assert record.cycle_times == pytest.approx([0.1 * k + 0.01 for k in range(n)], abs=1e-9)
+    assert record.events == [
+        {"time": 0.0, "kind": "episode_start", "episode": 0, "detail": {}},
+        {"time": 0.5, "kind": "episode_start", "episode": 1, "detail": {}},
+    ]
+    for k, mask in enumerate(record.masks):
+        assert mask is not None and mask.dtype == np.uint8
+        np.testing.assert_array_equal(mask, (_mask(k) * 255).astype(np.uint8))
+    assert record.frames == len(range(0, n, 3))
+
+    assert record.run is not None
+    assert record.run["config"] == {"episodes": 2, "rate_hz": 10.0}
+    assert record.run["bundle"] == {"interface": 1}
+    assert record.run["host"]["pid"] == os.getpid()
+    assert record.run["clock_start"] == 0.0
+    assert isinstance(record.run["wall_time"], float) and record.run["wall_time_iso"]
+
+    assert record.summary is not None
+    assert record.summary["episodes"] == 2 and record.summary["cycles"] == n
+    counts = record.summary["recorder"]
+    assert counts["written"] == n + 2 and counts["dropped"] == 0
+    assert counts["cycles_put"] == n and counts["events_put"] == 2
+    assert record.dropped == 0
+
+
+def test_frames_decode_to_the_recorded_images(tmp_path: Path) -> None:
+    path = tmp_path / "png.mcap"
+    _record_run(path, 7, frame_every=2, frame_format="png")
+    frames = list(iter_frames(path))
+    assert [round(t, 6) for t, _ in frames] == [round(0.1 * k + 0.01, 6) for k in (0, 2, 4, 6)]
+    for (_, image), k in zip(frames, (0, 2, 4, 6), strict=True):
+        np.testing.assert_array_equal(image, _frame(k))  # PNG is lossless, RGB order kept
+
+    # JPEG is lossy: a smooth image comes back close, in the same colour order.
+    path = tmp_path / "jpeg.mcap"
+    rec = FlightRecorder(path, frame_every=1)
+    rec.start({})
+    ramp = np.zeros((64, 64, 3), dtype=np.uint8)
+    ramp[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)[None, :]
+    ramp[..., 2] = 40
+    rec.put_cycle(1.0, {"step": 1}, None, ramp)
+    rec.close({})
+    [(t, image)] = list(iter_frames(path))
+    assert t == 1.0 and image.shape == ramp.shape
+    assert np.abs(image.astype(int) - ramp.astype(int)).mean() < 3.0
+
+
+def test_frames_only_on_every_nth_cycle_and_frame_due_says_which(tmp_path: Path) -> None:
+    rec = FlightRecorder(tmp_path / "f.mcap", frame_every=4)
+    rec.start({}, t=0.0)
+    due = []
+    for k in range(10):
+        due.append(rec.frame_due())
+        # A due cycle without a frame (a hold) simply records none.
+        rec.put_cycle(0.1 * k, {"step": k}, None, None if k == 4 else _frame(k))
+    rec.close({})
+    assert due == [k % 4 == 0 for k in range(10)]
+    assert read_record(tmp_path / "f.mcap").frames == 2  # cycles 0 and 8
+    assert FlightRecorder(tmp_path / "off.mcap").frame_due() is False
+
+
+def test_non_finite_numbers_are_valid_json_and_come_back(tmp_path: Path) -> None:
+    path = tmp_path / "nan.mcap"
+    rec = FlightRecorder(path)
+    rec.start({})
+    action = np.array([0.1, np.nan, 0.2, np.inf, -np.inf, 0, 0, 1], dtype=np.float32)
+    rec.put_cycle(0.5, {"action": action, "stages_ms": {"segmenter": float("nan")}}, None)
+    rec.put_event(0.6, "fault", episode=0, value=float("-inf"))
+    rec.close({})
+
+    [(_, _, message)] = [r for r in _raw(path) if r[0] == CYCLE_TOPIC]
+    plain = json.loads(message.data)  # strict JSON: no NaN literals anywhere
+    assert plain["action"][1] is None and plain["action"][3] is None
+    json.dumps(plain, allow_nan=False)
+
+    record = read_record(path)
+    back = record.cycles[0]["action"]
+    assert math.isnan(back[1]) and back[3] == math.inf and back[4] == -math.inf
+    assert [back[i] for i in (0, 2, 5, 6, 7)] == [float(action[i]) for i in (0, 2, 5, 6, 7)]
+    assert math.isnan(record.cycles[0]["stages_ms"]["segmenter"])
+    assert record.events[0]["detail"]["value"] == -math.inf
+
+
+def test_encode_and_decode_message_are_inverse() -> None:
+    message = {"a": [1.5, float("nan")], "b": {"c": (np.float32(2.5), np.int16(-3))}, "d": "x"}
+    back = decode_message(encode_message(message))
+    assert back["a"][0] == 1.5 and math.isnan(back["a"][1])
+    assert back["b"] == {"c": [2.5, -3]} and back["d"] == "x"
+
+
+# ---- schemas ---------------------------------------------------------------------------
+
+_JSON_TYPES = {"object", "array", "string", "number", "integer", "boolean", "null"}
+
+
+def _check_schema_node(node: dict[str, Any], where: str) -> None:
+    types = node.get("type")
+    if types is not None:
+        listed = types if isinstance(types, list) else [types]
+        assert listed and set(listed) <= _JSON_TYPES, f"{where}: bad type {types!r}"
+    props = node.get("properties", {})
+    assert isinstance(props, dict), where
+    for name, sub in props.items():
+        _check_schema_node(sub, f"{where}.{name}")
+    assert set(node.get("required", [])) <= set(props), f"{where}: required not in properties"
+    if isinstance(node.get("items"), dict):
+        _check_schema_node(node["items"], f"{where}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        _check_schema_node(node["additionalProperties"], f"{where}{{}}")
+
+
+def _conforms(value: Any, node: dict[str, Any], where: str) -> None:
+    """The subset of JSON Schema our schemas use, enough to catch a wrong field."""
+    types = node.get("type")
+    if types is not None:
+        listed = types if isinstance(types, list) else [types]
+        kinds = {
+            "object": isinstance(value, dict),
+            "array": isinstance(value, list),
+            "string": isinstance(value, str),
+            "boolean": isinstance(value, bool),
+            "null": value is None,
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+        }
+        assert any(kinds[t] for t in listed), f"{where}: {value!r} is not {listed}"
+    if isinstance(value, dict):
+        props = node.get("properties", {})
+        for name in node.get("required", []):
+            assert name in value, f"{where}: missing {name}"
+        for name, sub in value.items():
+            if name in props:
+                _conforms(sub, props[name], f"{where}.{name}")
+            elif node.get("additionalProperties") is False:
+                raise AssertionError(f"{where}: unexpected field {name}")
+    if isinstance(value, list):
+        if "minItems" in node:
+            assert len(value) >= node["minItems"], where
+        if "maxItems" in node:
+            assert len(value) <= node["maxItems"], where
+        if isinstance(node.get("items"), dict):
+            for i, sub in enumerate(value):
+                _conforms(sub, node["items"], f"{where}[{i}]")
+
+
+def test_every_topic_has_a_json_schema_and_every_message_follows_it(tmp_path: Path) -> None:
+    path = tmp_path / "schemas.mcap"
+    rec = _record_run(path, 6, frame_every=2)
+    rec_nan = {"action": [float("nan")] * 8}
+    assert rec.failure is None
+    with open(path, "rb") as f:
+        summary = make_reader(f).get_summary()
+    assert summary is not None
+    by_topic = {c.topic: c for c in summary.channels.values()}
+    assert set(by_topic) == {spec.topic for spec in TOPICS}
+    for spec in TOPICS:
+        channel = by_topic[spec.topic]
+        assert channel.message_encoding == "json"
+        schema = summary.schemas[channel.schema_id]
+        assert schema.encoding == "jsonschema" and schema.name == spec.schema_name
+        parsed = json.loads(schema.data)
+        assert parsed == spec.schema
+        assert parsed["type"] == "object" and parsed["properties"]
+        _check_schema_node(parsed, spec.schema_name)
+    # Foxglove finds its image panels by these exact names.
+    assert by_topic[MASK_TOPIC].schema_id and summary.schemas[
+        by_topic[MASK_TOPIC].schema_id
+    ].name == ("foxglove.RawImage")
+    assert summary.schemas[by_topic[FRAME_TOPIC].schema_id].name == "foxglove.CompressedImage"
+
+    schemas = {spec.topic: spec.schema for spec in TOPICS}
+    seen = set()
+    for topic, _, message in _raw(path):
+        seen.add(topic)
+        _conforms(json.loads(message.data), schemas[topic], topic)
+    assert seen == {RUN_TOPIC, CYCLE_TOPIC, MASK_TOPIC, FRAME_TOPIC, EVENT_TOPIC, SUMMARY_TOPIC}
+    # A cycle with non-finite numbers still follows its schema (nulls plus the list).
+    _conforms(json.loads(encode_message(rec_nan)), schemas[CYCLE_TOPIC], "nan cycle")
+
+
+def test_mask_image_fields_are_what_foxglove_reads(tmp_path: Path) -> None:
+    path = tmp_path / "m.mcap"
+    _record_run(path, 2)
+    masks = [(t, m) for topic, t, m in _raw(path) if topic == MASK_TOPIC]
+    assert len(masks) == 2
+    for log_time, message in masks:
+        image = json.loads(message.data)
+        assert image["encoding"] == "mono8" and image["width"] == image["height"] == 100
+        assert image["step"] == 100
+        assert image["timestamp"]["sec"] * 10**9 + image["timestamp"]["nsec"] == log_time
+
+
+# ---- masks -----------------------------------------------------------------------------
+
+
+def test_mask_to_mono8_for_each_kind_of_mask() -> None:
+    p = np.array([[0.0, 0.5], [1.0, 0.2]], dtype=np.float32)
+    np.testing.assert_array_equal(mask_to_mono8(p), [[0, 128], [255, 51]])
+    np.testing.assert_array_equal(mask_to_mono8(p[None, None]), mask_to_mono8(p))
+    np.testing.assert_array_equal(mask_to_mono8(p > 0.3), [[0, 255], [255, 0]])
+    grey = np.array([[3, 200]], dtype=np.uint8)
+    np.testing.assert_array_equal(mask_to_mono8(grey), grey)
+    np.testing.assert_array_equal(mask_to_mono8(np.array([[np.nan, 2.0, -1.0]])), [[0, 255, 0]])
+    with pytest.raises(ValueError, match="2-D"):
+        mask_to_mono8(np.zeros((2, 3, 4)))
+
+
+def test_masks_of_every_kind_line_up_with_their_cycles(tmp_path: Path) -> None:
+    path = tmp_path / "masks.mcap"
+    grey = np.arange(10000, dtype=np.int64).reshape(100, 100) % 256
+    masks: list[np.ndarray | None] = [
+        _mask(1),
+        grey.astype(np.uint8),
+        _mask(2) > 0.5,
+        None,
+        _mask(3)[None, None],
+    ]
+    rec = FlightRecorder(path)
+    rec.start({})
+    for k, m in enumerate(masks):
+        rec.put_cycle(float(k), {"step": k}, m)
+    rec.close({})
+    record = read_record(path)
+    assert [c["step"] for c in record.cycles] == list(range(5))
+    expected = [
+        (_mask(1) * 255).astype(np.uint8),
+        grey.astype(np.uint8),
+        (_mask(2) * 255).astype(np.uint8),
+        None,
+        (_mask(3) * 255).astype(np.uint8),
+    ]
+    for got, want in zip(record.masks, expected, strict=True):
+        if want is None:
+            assert got is None
+        else:
+            np.testing.assert_array_equal(got, want)
+
+
+def test_a_record_that_cannot_be_encoded_is_counted_and_the_rest_written(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bad.mcap"
+    rec = FlightRecorder(path, frame_every=1)
+    rec.start({})
+    assert rec.put_cycle(0.0, {"step": 0}, np.zeros((3, 4, 5)))  # accepted: encoded later
+    assert rec.put_cycle(0.1, {"step": 1}, None, np.zeros((4, 4, 3), np.float32))
+    assert rec.put_cycle(0.2, {"step": 2}, _mask(0))
+    rec.close({})
+    assert rec.bad_records == 2 and rec.dropped == 2 and rec.written == 1
+    record = read_record(path)
+    assert [c["step"] for c in record.cycles] == [2]
+    assert record.summary is not None and record.summary["recorder"]["bad_records"] == 2
+
+
+# ---- the loop's side never waits -------------------------------------------------------
+
+
+def test_full_queue_drops_and_counts_but_keeps_room_for_events(tmp_path: Path) -> None:
+    path = tmp_path / "full.mcap"
+    rec = GatedRecorder(path, queue_size=8)  # 6 places for cycles, 2 kept for events
+    rec.start({}, t=0.0)
+    assert rec.put_cycle(0.0, {"step": 0}, None)
+    assert rec.entered.wait(WAIT_S)  # the writer holds cycle 0 and is stuck at the gate
+    accepted = [rec.put_cycle(0.1 * k, {"step": k}, _mask(k)) for k in range(1, 21)]
+    assert accepted == [True] * 6 + [False] * 14
+    assert rec.dropped == 14
+    events = [rec.put_event(2.0 + k, "hold", episode=0, n=k) for k in range(3)]
+    assert events == [True, True, False]
+    assert rec.dropped == 15
+
+    rec.gate.set()
+    rec.close({"cycles": 21})
+    assert rec.failure is None and rec.written == 9
+    record = read_record(path)
+    assert [c["step"] for c in record.cycles] == list(range(7))
+    assert [e["detail"]["n"] for e in record.events] == [0, 1]
+    assert record.summary is not None
+    counts = record.summary["recorder"]
+    assert counts["dropped"] == 15 and counts["dropped_queue_full"] == 15
+    assert counts["written"] == 9 and counts["cycles_put"] == 21 and counts["events_put"] == 3
+    assert record.dropped == 15
+
+
+def test_put_cycle_leaves_all_encoding_to_the_writer_thread(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    class Probe:
+        def __str__(self) -> str:
+            calls.append(threading.current_thread().name)
+            return "probe"
+
+    rec = GatedRecorder(tmp_path / "probe.mcap")
+    rec.start({})
+    assert rec.put_cycle(0.0, {"odd": Probe()}, _mask(0))
+    assert rec.entered.wait(WAIT_S)
+    assert calls == []  # put_cycle returned without turning anything into JSON
+    rec.gate.set()
+    rec.close({})
+    assert calls == ["flight-recorder"]
+    assert read_record(tmp_path / "probe.mcap").cycles == [{"odd": "probe"}]
+
+
+def test_puts_outside_start_and_close_are_refused_and_counted(tmp_path: Path) -> None:
+    rec = FlightRecorder(tmp_path / "r.mcap")
+    assert rec.put_cycle(0.0, {}, None) is False
+    assert rec.put_event(0.0, "early") is False
+    rec.start({})
+    rec.close({})
+    assert rec.put_cycle(1.0, {}, None) is False
+    assert rec.dropped == 3 and rec.written == 0
+
+
+# ---- closing ---------------------------------------------------------------------------
+
+
+def test_close_is_idempotent_and_the_file_is_finished(tmp_path: Path) -> None:
+    path = tmp_path / "twice.mcap"
+    rec = _record_run(path, 3)
+    rec.close({"again": True})
+    rec.close({"again": True})
+    assert rec.join(0)
+    raw = _raw(path)
+    assert [topic for topic, _, _ in raw].count(SUMMARY_TOPIC) == 1
+    with open(path, "rb") as f:
+        summary = make_reader(f).get_summary()
+    assert summary is not None and summary.statistics is not None
+    assert summary.statistics.message_count == len(raw)
+    assert summary.chunk_indexes
+    record = read_record(path)
+    assert record.complete and record.summary is not None and "again" not in record.summary
+
+
+def test_close_without_start_and_an_empty_run(tmp_path: Path) -> None:
+    FlightRecorder(tmp_path / "never.mcap").close({})
+    assert not (tmp_path / "never.mcap").exists()
+
+    path = tmp_path / "empty.mcap"
+    rec = FlightRecorder(path)
+    rec.start({"config": {"x": 1}})
+    rec.close({"episodes": 0}, t=12.5)
+    record = read_record(path)
+    assert record.complete and record.cycles == [] and record.events == []
+    assert record.run is not None and record.run["config"] == {"x": 1}
+    assert record.summary is not None and record.summary["episodes"] == 0
+    times = {topic: t for topic, t, _ in _raw(path)}
+    assert times == {RUN_TOPIC: 12_500_000_000, SUMMARY_TOPIC: 12_500_000_000}
+
+
+def test_run_message_takes_the_first_record_time_without_a_start_time(tmp_path: Path) -> None:
+    path = tmp_path / "t.mcap"
+    rec = FlightRecorder(path)
+    rec.start({})
+    rec.put_cycle(1234.5, {"step": 1}, None)
+    rec.put_cycle(1234.6, {"step": 2}, None)
+    rec.close({})
+    raw = _raw(path)
+    assert raw[0][0] == RUN_TOPIC and raw[0][1] == 1_234_500_000_000
+    assert raw[-1][0] == SUMMARY_TOPIC and raw[-1][1] == 1_234_600_000_000
+    assert read_record(path).run["clock_start"] == 1234.5  # type: ignore[index]
+
+
+def test_close_gives_up_waiting_on_a_stuck_writer_and_reports_it(tmp_path: Path) -> None:
+    path = tmp_path / "stuck.mcap"
+    rec = GatedRecorder(path, close_timeout_s=0.05)
+    rec.start({})
+    rec.put_cycle(0.0, {"step": 0}, None)
+    assert rec.entered.wait(WAIT_S)
+    rec.close({"cycles": 1})  # returns although the writer is still stuck
+    assert rec.failure is not None and "still busy" in rec.failure
+    assert not rec.join(0)
+
+    rec.gate.set()  # the disk recovers: the writer finishes the file on its own
+    assert rec.join(WAIT_S)
+    record = read_record(path)
+    assert record.complete and [c["step"] for c in record.cycles] == [0]
+    assert record.summary is not None
+    assert "still busy" in record.summary["recorder"]["failure"]
+
+
+# ---- bad paths and bad disks -----------------------------------------------------------
+
+
+def _one_line(err: pytest.ExceptionInfo[ConfigError], *words: str) -> None:
+    text = str(err.value)
+    assert "\n" not in text and err.value.exit_code == 2
+    for word in words:
+        assert word in text
+
+
+def test_bad_paths_raise_config_error_at_start(tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_dir" / "run.mcap"
+    with pytest.raises(ConfigError) as err:
+        FlightRecorder(missing).start({})
+    _one_line(err, str(missing), "No such file or directory")
+
+    (tmp_path / "plain_file").write_text("x")
+    under_file = tmp_path / "plain_file" / "run.mcap"
+    with pytest.raises(ConfigError) as err:
+        FlightRecorder(under_file).start({})
+    _one_line(err, str(under_file), "Not a directory")
+
+    with pytest.raises(ConfigError) as err:
+        FlightRecorder(tmp_path).start({})
+    _one_line(err, "is a directory")
+
+    old = tmp_path / "old.mcap"
+    old.write_bytes(b"an earlier run")
+    with pytest.raises(ConfigError) as err:
+        FlightRecorder(old).start({})
+    _one_line(err, str(old), "already exists")
+    assert old.read_bytes() == b"an earlier run"
+
+    with pytest.raises(ConfigError, match="queue_size"):
+        FlightRecorder(tmp_path / "q.mcap", queue_size=0)
+    with pytest.raises(ConfigError, match="frame_every"):
+        FlightRecorder(tmp_path / "q.mcap", frame_every=-1)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_at_start_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        FlightRecorder("/dev/full", overwrite=True).start({})
+    _one_line(err, "/dev/full", "No space left on device")
+
+
+_DISK_FILLS = r"""
+import json, resource, signal, sys
+import numpy as np
+from grasprt.runtime.recorder import FlightRecorder
+
+path = sys.argv[1]
+rng = np.random.default_rng(7)
+rec = FlightRecorder(path, queue_size=1000, chunk_size=4096)
+rec.start({"config": {}}, t=0.0)
+# From here on the file may not grow past 200 kB: the next write fails with EFBIG.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+for k in range(300):
+    rec.put_cycle(0.1 * k, {"step": k}, rng.random((100, 100)) > 0.5)
+while rec.failure is None and rec.written < 300:
+    rec.join(0.01)
+later = [rec.put_cycle(40.0 + k, {"step": 300 + k}, None) for k in range(5)]
+rec.close({"cycles": 305})
+print(json.dumps({"failure": rec.failure, "dropped": rec.dropped, "written": rec.written,
+                  "later": later, "joined": rec.join(30)}))
+"""
+
+
+def test_disk_error_mid_run_marks_the_recorder_failed_and_the_loop_goes_on(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fills.mcap"
+    done = subprocess.run(
+        [sys.executable, "-c", _DISK_FILLS, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["failure"] is not None and "File too large" in out["failure"]
+    assert out["later"] == [False] * 5  # a failed recorder refuses, counts, and never raises
+    assert out["joined"]
+    assert out["written"] + out["dropped"] == 305
+    assert 0 < out["written"] < 300
+
+    record = read_record(path)  # what made it to disk before the error is readable
+    assert not record.complete and record.summary is None
+    assert out["written"] <= len(record.cycles) <= out["written"] + 1
+    assert [c["step"] for c in record.cycles] == list(range(len(record.cycles)))
+
+
+# ---- files cut short -------------------------------------------------------------------
+
+_KILLED = r"""
+import os, signal, sys
+import numpy as np
+from grasprt.runtime.recorder import FlightRecorder
+
+path, n = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(3)
+rec = FlightRecorder(path, chunk_size=4096, flush_interval_s=3600.0)
+rec.start({"config": {"n": n}}, t=0.0)
+for k in range(n):
+    rec.put_cycle(0.1 * k, {"step": k, "q": rng.normal(size=7)}, rng.random((100, 100)) > 0.5)
+while rec.written < n:
+    if rec.failure:
+        sys.exit(3)
+    rec.join(0.01)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_process_leaves_every_finished_chunk_readable(tmp_path: Path) -> None:
+    path = tmp_path / "killed.mcap"
+    n = 25
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED, str(path), str(n)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert not path.read_bytes().endswith(MAGIC)  # no footer: the writer never finished
+
+    record = read_record(path)
+    assert not record.complete and record.damage
+    assert record.summary is None
+    assert record.run is not None and record.run["config"] == {"n": n}
+    rng = np.random.default_rng(3)
+    assert len(record.cycles) == n  # each mask filled a chunk, and each chunk hit the disk
+    for k, (cycle, mask) in enumerate(zip(record.cycles, record.masks, strict=True)):
+        q = rng.normal(size=7)
+        want = rng.random((100, 100)) > 0.5
+        assert cycle == {"step": k, "q": q.tolist()}
+        assert mask is not None
+        np.testing.assert_array_equal(mask, want.astype(np.uint8) * 255)
+
+
+def test_a_file_cut_anywhere_reads_as_a_prefix_of_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "whole.mcap"
+    n = 20
+    _record_run(path, n, chunk_size=4096)
+    data = path.read_bytes()
+    expected = [_as_json(_cycle(k)) for k in range(n)]
+    cut_path = tmp_path / "cut.mcap"
+    counts = []
+    for cut in np.linspace(len(MAGIC), len(data) - 1, 60).astype(int):
+        cut_path.write_bytes(data[:cut])
+        record: Record = read_record(cut_path)
+        assert not record.complete and record.damage
+        m = len(record.cycles)
+        assert record.cycles == expected[:m]
+        for k, mask in enumerate(record.masks[: m - 1]):  # the last one may lose its mask
+            np.testing.assert_array_equal(mask, (_mask(k) * 255).astype(np.uint8))
+        counts.append(m)
+    assert counts == sorted(counts) and counts[0] == 0 and counts[-1] == n
+
+
+def test_reader_refuses_what_is_not_a_record(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        read_record(tmp_path / "absent.mcap")
+    _one_line(err, "absent.mcap")
+    junk = tmp_path / "junk.mcap"
+    junk.write_bytes(b"PK\x03\x04 not an mcap at all")
+    with pytest.raises(ConfigError) as err:
+        read_record(junk)
+    _one_line(err, "not an MCAP file")

@@ -22,7 +22,7 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.base
 
 demo: $(VENV)/.base
-	@mkdir -p $(OUT)
+	@mkdir -p $(OUT) && rm -f $(OUT)/demo.mcap
 	$(BIN)/grasprt run --robot sim --episodes 3 --record $(OUT)/demo.mcap --json $(OUT)/demo.json
 
 test: $(VENV)/.dev

@@ -20,7 +20,9 @@ def _matrix(doc: dict, key: str, rows: int, cols: int, path: Path) -> list[float
         m = doc[key]
         data = [float(v) for v in m["data"]]
     except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"{path}: '{key}' must be a matrix with a 'data' list") from None
+        raise ConfigError(
+            f"{path}: '{key}' must be a matrix with a 'data' list of numbers"
+        ) from None
     if len(data) != rows * cols:
         raise ConfigError(f"{path}: '{key}' must hold {rows * cols} numbers, has {len(data)}")
     return data
@@ -71,7 +73,9 @@ def load_camera_info(path: str | Path) -> Intrinsics:
         try:
             dist = tuple(float(v) for v in d["data"])
         except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"{path}: 'distortion_coefficients' needs a 'data' list") from None
+            raise ConfigError(
+                f"{path}: 'distortion_coefficients' needs a 'data' list of numbers"
+            ) from None
     _check_distortion(doc.get("distortion_model"), dist, path)
     if not all(math.isfinite(v) for v in (*k, *dist)):
         raise ConfigError(f"{path}: camera_matrix and distortion_coefficients must be finite")
@@ -107,6 +111,7 @@ def save_camera_info(path: str | Path, intr: Intrinsics, camera_name: str = "cam
         },
     }
     try:
-        Path(path).write_text(yaml.safe_dump(doc, sort_keys=False))
+        # Lists of numbers inline, as ROS's calibrator writes them.
+        Path(path).write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
     except OSError as e:
         raise ConfigError(f"{path}: cannot write camera file ({e.strerror})") from None

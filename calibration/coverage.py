@@ -20,6 +20,14 @@ TARGET_SPAN = {"x": 0.7, "y": 0.7, "size": 0.4, "skew": 0.5}
 DIMENSIONS = tuple(TARGET_SPAN)
 
 
+_HINTS = {
+    "x": "move the board towards the left and right edges of the image",
+    "y": "move the board towards the top and bottom edges of the image",
+    "size": "bring the board nearer so it fills the image, and farther away",
+    "skew": "tilt the board more, left, right, up and down",
+}
+
+
 @dataclass(frozen=True)
 class ViewParams:
     x: float
@@ -111,6 +119,12 @@ class CoverageTracker:
         return len(self.params) >= self.min_views and all(
             v >= 1.0 for v in self.progress().values()
         )
+
+    def hint(self) -> str:
+        """What to do next: the advice for the dimension covered least so far."""
+        progress = self.progress()
+        worst = min(DIMENSIONS, key=lambda d: progress[d])
+        return _HINTS[worst]
 
     def summary(self) -> str:
         """One terminal line: ``views 12  x [#######---] 70%  y ...``."""

@@ -44,9 +44,7 @@ def read_grey(path: Path) -> np.ndarray:
 def _board_hint(board: Board, grey: np.ndarray) -> str:
     """A likely fix when a chessboard is found nowhere: squares counted, not corners."""
     if not isinstance(board, ChessBoard):
-        return (
-            "check --board (charuco counts squares), --dictionary and --legacy-pattern"
-        )
+        return "check --board (charuco counts squares), --dictionary and --legacy-pattern"
     for cols, rows in ((board.cols - 1, board.rows - 1), (board.cols + 1, board.rows + 1)):
         if cols >= 3 and rows >= 3:
             found, _ = cv2.findChessboardCorners(

@@ -144,12 +144,17 @@ def collect_live(
                 continue
             params = view_params(board_quad(board, det), width, height)
             if not tracker.adds_something(params):
+                if now - last_report > opts.quiet_report_s:
+                    echo(f"this view adds nothing new: {tracker.hint()}")
+                    last_report = now
                 continue
             tracker.add(params)
             name = f"frame_{frame.seq:06d}"
             views.append(View(name, det))
             if save_dir is not None:
-                cv2.imwrite(str(save_dir / f"{name}.png"), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+                cv2.imwrite(
+                    str(save_dir / f"{name}.png"), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+                )
             echo(tracker.summary())
             last_report = now
     except KeyboardInterrupt:

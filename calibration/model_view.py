@@ -20,6 +20,14 @@ from grasprt.types import Intrinsics
 NEUTRAL_FILL = 114  # mid grey: neither bright nor dark for a segmenter, like letterboxing
 DEFAULT_MIN_COVERAGE = 0.5
 
+# The paper's wrist camera: about 80 degrees across, square. Used where no bundle says
+# otherwise (``grasprt view`` without ``--bundle``); a bundle's own camera always wins.
+_REF_SIDE = 400
+_REF_FOCAL = (_REF_SIDE / 2) / float(np.tan(np.radians(40.0)))
+REFERENCE_MODEL_CAMERA = Intrinsics(
+    _REF_SIDE, _REF_SIDE, _REF_FOCAL, _REF_FOCAL, (_REF_SIDE - 1) / 2, (_REF_SIDE - 1) / 2
+)
+
 
 def fold_radius(dist: tuple[float, ...]) -> float:
     """The normalized radius beyond which the radial distortion turns back on itself.
@@ -58,6 +66,18 @@ def field_of_view_deg(intr: Intrinsics) -> tuple[float, float]:
     return float(h), float(v)
 
 
+def same_camera(a: Intrinsics, b: Intrinsics) -> bool:
+    """Equal up to the rounding a camera file's decimals bring (far below a pixel)."""
+    if (a.width, a.height) != (b.width, b.height):
+        return False
+    if not np.allclose([a.fx, a.fy, a.cx, a.cy], [b.fx, b.fy, b.cx, b.cy], rtol=0, atol=1e-3):
+        return False
+    n = max(len(a.dist), len(b.dist))
+    da = np.pad(np.asarray(a.dist, np.float64), (0, n - len(a.dist)))
+    db = np.pad(np.asarray(b.dist, np.float64), (0, n - len(b.dist)))
+    return bool(np.allclose(da, db, rtol=0, atol=1e-7))
+
+
 class ModelView:
     """The camera's frames as the bundle's camera would have taken them.
 
@@ -78,7 +98,7 @@ class ModelView:
         self.camera = camera
         self.model = model
         self.fill = fill
-        self.identity = camera == model
+        self.identity = same_camera(camera, model)
         self.out = np.full((model.height, model.width, 3), fill, dtype=np.uint8)
         self._map1: np.ndarray | None = None
         self._map2: np.ndarray | None = None
@@ -111,7 +131,11 @@ class ModelView:
             v = (np.arange(model.height) - model.cy) / model.fy
             r = np.hypot(u[None, :], v[:, None])
             mx[r >= limit] = -1e4
-        inside = (mx >= 0) & (mx <= cam.width - 1) & (my >= 0) & (my <= cam.height - 1)
+        # The tolerance absorbs float rounding at the image's border rows and columns.
+        eps = 1e-3
+        inside = (
+            (mx >= -eps) & (mx <= cam.width - 1 + eps) & (my >= -eps) & (my <= cam.height - 1 + eps)
+        )
         self.coverage = float(inside.mean())
         # Fixed-point maps remap about twice as fast; their 1/32-pixel steps are far
         # below what a 100x100 mask can see.

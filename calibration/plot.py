@@ -86,7 +86,9 @@ def _matplotlib_plot(path: Path, d: PlotData) -> None:
 
     ax_cov.set_title("coverage (of ROS's targets)")
     values = [100 * d.progress[k] for k in DIMENSIONS]
-    ax_cov.barh(list(DIMENSIONS), values, color=["tab:green" if v >= 100 else "tab:orange" for v in values])
+    ax_cov.barh(
+        list(DIMENSIONS), values, color=["tab:green" if v >= 100 else "tab:orange" for v in values]
+    )
     ax_cov.set_xlim(0, 100)
     ax_cov.invert_yaxis()
     ax_cov.set_xlabel("%")

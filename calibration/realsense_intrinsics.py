@@ -1,11 +1,9 @@
 """A RealSense colour stream's factory intrinsics, from the device or from a recording.
 
 Every RealSense is calibrated at the factory and reports its colour intrinsics per
-stream resolution. ``brown_conrady`` is OpenCV's own model; the ``modified`` and
-``inverse`` Brown-Conrady variants that D400 colour streams report apply the tangential
-terms after the radial ones, which OpenCV cannot express exactly, so the OpenCV
-coefficients nearest to librealsense's projection over the image are fitted (the fit's
-worst error is reported; it is far below a pixel for real lenses).
+stream resolution, without streaming: this reads them from a connected camera or from
+the stream profiles stored in a recording, and converts them as the RealSense driver
+does (OpenCV ``plumb_bob``, fitted where librealsense's polynomial differs).
 """
 
 from __future__ import annotations
@@ -13,95 +11,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from grasprt.errors import DriverError
 from grasprt.types import Intrinsics
-
-# Beyond this the fitted OpenCV model would misplace pixels visibly in the model view.
-MAX_FIT_ERROR_PX = 0.25
 
 RECORDING_SUFFIXES = (".db3", ".bag")
 
 
 def _rs() -> Any:
+    from grasprt.drivers.realsense import import_pyrealsense2
+
+    return import_pyrealsense2()
+
+
+def _convert(ri: Any, label: str) -> Intrinsics:
+    # The RealSense driver owns the conversion (and the plumb_bob fit), so the camera
+    # in the loop and a file written here agree to the last digit.
+    from grasprt.drivers.realsense import intrinsics_from_realsense
+
+    model = str(ri.model).rsplit(".", 1)[-1]
     try:
-        import pyrealsense2 as rs
-    except ImportError:
-        raise DriverError(
-            "pyrealsense2 is not installed: pip install 'grasprt[realsense]'"
-        ) from None
-    return rs
-
-
-def _project_modified(coeffs: np.ndarray, x: np.ndarray, y: np.ndarray):
-    """librealsense's projection for the modified and inverse Brown-Conrady models."""
-    k1, k2, p1, p2, k3 = coeffs
-    r2 = x * x + y * y
-    f = 1 + k1 * r2 + k2 * r2 * r2 + k3 * r2 * r2 * r2
-    xf, yf = x * f, y * f
-    return xf + 2 * p1 * xf * yf + p2 * (r2 + 2 * xf * xf), yf + 2 * p2 * xf * yf + p1 * (
-        r2 + 2 * yf * yf
-    )
-
-
-def fit_plumb_bob(
-    width: int, height: int, fx: float, fy: float, ppx: float, ppy: float, coeffs: np.ndarray
-) -> tuple[tuple[float, ...], float]:
-    """OpenCV plumb_bob coefficients closest to librealsense's modified Brown-Conrady.
-
-    Returns the coefficients and the largest disagreement over the image, in pixels.
-    OpenCV's model is linear in its coefficients once the undistorted points are fixed,
-    so one least-squares solve over a grid of points covering the image does it.
-    """
-    u = np.linspace(-0.5, width - 0.5, 41)
-    v = np.linspace(-0.5, height - 0.5, 31)
-    x, y = np.meshgrid((u - ppx) / fx, (v - ppy) / fy)
-    x, y = x.ravel(), y.ravel()
-    xd, yd = _project_modified(coeffs, x, y)
-    r2 = x * x + y * y
-    a = np.concatenate(
-        [
-            np.column_stack([x * r2, x * r2 * r2, 2 * x * y, r2 + 2 * x * x, x * r2**3]),
-            np.column_stack([y * r2, y * r2 * r2, r2 + 2 * y * y, 2 * x * y, y * r2**3]),
-        ]
-    )
-    b = np.concatenate([xd - x, yd - y])
-    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
-    resid = a @ sol - b
-    n = len(x)
-    err = float(np.max(np.hypot(resid[:n] * fx, resid[n:] * fy)))
-    return tuple(float(c) for c in sol), err
-
-
-def intrinsics_from_realsense(ri: Any, label: str) -> Intrinsics:
-    """Convert a ``pyrealsense2.intrinsics`` to grasprt's, refusing fisheye models."""
-    rs = _rs()
-    coeffs = np.array(list(ri.coeffs)[:5], np.float64)
-    base = (int(ri.width), int(ri.height), float(ri.fx), float(ri.fy), float(ri.ppx), float(ri.ppy))
-    if ri.model == rs.distortion.none or not np.any(coeffs):
-        return Intrinsics(*base)
-    if ri.model == rs.distortion.brown_conrady:
-        return Intrinsics(*base, tuple(float(c) for c in coeffs))
-    if ri.model in (rs.distortion.modified_brown_conrady, rs.distortion.inverse_brown_conrady):
-        dist, err = fit_plumb_bob(*base, coeffs)
-        if err > MAX_FIT_ERROR_PX:
-            raise DriverError(
-                f"{label}: its {ri.model} distortion fits OpenCV's model only to {err:.2f} px; "
-                "calibrate it with grasprt calibrate-camera instead"
-            )
-        return Intrinsics(*base, dist)
-    raise DriverError(
-        f"{label}: distortion model {ri.model} (fisheye) is not supported; "
-        "calibrate it with grasprt calibrate-camera"
-    )
+        return intrinsics_from_realsense(
+            ri.width, ri.height, ri.fx, ri.fy, ri.ppx, ri.ppy, model, list(ri.coeffs)
+        )
+    except ValueError as e:
+        raise DriverError(f"{label}: {e}; calibrate it with grasprt calibrate-camera") from None
 
 
 def _colour_intrinsics(device: Any, label: str, width: int | None, height: int | None):
     rs = _rs()
+    # The sensors own their profiles: keep them referenced while the profiles are used.
+    sensors = list(device.query_sensors())
     profiles = [
         p.as_video_stream_profile()
-        for s in device.query_sensors()
+        for s in sensors
         for p in s.get_stream_profiles()
         if p.stream_type() == rs.stream.color and p.is_video_stream_profile()
     ]
@@ -117,7 +59,7 @@ def _colour_intrinsics(device: Any, label: str, width: int | None, height: int |
         profiles = sized
     else:
         profiles = [p for p in profiles if p.is_default()] or profiles
-    return intrinsics_from_realsense(profiles[0].get_intrinsics(), label)
+    return _convert(profiles[0].get_intrinsics(), label)
 
 
 def read_recording_intrinsics(
@@ -128,8 +70,9 @@ def read_recording_intrinsics(
     path = Path(path)
     if not path.is_file():
         raise DriverError(f"{path}: no such recording")
+    context = rs.context()  # the playback device lives in this context
     try:
-        device = rs.context().load_device(str(path))
+        device = context.load_device(str(path))
     except RuntimeError as e:
         raise DriverError(f"{path}: not a readable RealSense recording ({e})") from None
     return _colour_intrinsics(device, str(path), width, height)

@@ -90,7 +90,13 @@ def compose_view(
         canvas[LABEL_H:, x : x + w] = panel
         label = _fit_label(label, w - 8)
         cv2.putText(
-            canvas, label, (x + 4, LABEL_H - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+            canvas,
+            label,
+            (x + 4, LABEL_H - 9),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (0, 0, 0),
+            1,
             cv2.LINE_AA,
         )
         x += w + GAP

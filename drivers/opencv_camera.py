@@ -146,12 +146,14 @@ class OpenCVCamera:
         self._capture.start()
         first = self._capture.wait_for_frame(timeout_s=self._first_frame_timeout_s)
         if first is None:
-            ended = self._capture.stats.ended
+            stats = self._capture.stats
             self.disconnect()
-            if ended:
+            if stats.ended:
                 raise DriverError(f"{self.name}: the video has no frames")
+            error = f" (last error: {stats.last_error})" if stats.last_error else ""
             raise DriverError(
-                f"{self.name}: opened, but no frame came within {self._first_frame_timeout_s:g} s"
+                f"{self.name}: opened, but no frame came within "
+                f"{self._first_frame_timeout_s:g} s{error}"
             )
         h, w = first.image.shape[:2]
         intr = self._intrinsics

@@ -31,6 +31,8 @@ RECORDING_SUFFIXES = (".db3", ".bag")
 
 # A capture-to-arrival estimate outside 0..this is not believed (clocks not in step).
 _MAX_LATENCY_S = 0.5
+# Beyond this the fitted OpenCV distortion would mislead more than help.
+_MAX_FIT_ERROR_PX = 2.0
 # librealsense's colour formats and how to turn each into RGB (None: already RGB).
 _TO_RGB: dict[str, int | None] = {
     "rgb8": None,
@@ -79,9 +81,12 @@ def _radial(points: np.ndarray, k: Sequence[float]) -> np.ndarray:
 
 
 def _librealsense_distortion(points: np.ndarray, k: Sequence[float]) -> np.ndarray:
-    """librealsense's modified/inverse Brown-Conrady polynomial (rsutil.h).
+    """librealsense's forward (undistorted -> distorted) Brown-Conrady variant.
 
-    Unlike OpenCV, the tangential terms act on the radially scaled point.
+    librealsense 2.59 projects both ``modified_brown_conrady`` and
+    ``inverse_brown_conrady`` points with this polynomial (rsutil.h), and its
+    deprojection of ``inverse_brown_conrady`` inverts it. Unlike OpenCV, the tangential
+    terms act on the radially scaled point.
     """
     r2 = (points**2).sum(1)
     x, y = points[:, 0] * _radial(points, k), points[:, 1] * _radial(points, k)
@@ -103,9 +108,10 @@ def intrinsics_from_realsense(
     """librealsense intrinsics as :class:`Intrinsics` with OpenCV ``plumb_bob`` distortion.
 
     ``brown_conrady`` is OpenCV's model already. ``modified_brown_conrady`` and
-    ``inverse_brown_conrady`` (the latter maps distorted to undistorted points, the
-    opposite way to OpenCV) are fitted with OpenCV coefficients over the image; the fit
-    error is logged. Fisheye models raise ValueError: they have no plumb_bob form.
+    ``inverse_brown_conrady`` project with a slightly different polynomial, so OpenCV
+    coefficients are fitted to it over the image (worst error logged, typically
+    hundredths of a pixel). Fisheye models, and fits worse than a few pixels, raise
+    ValueError: they have no faithful plumb_bob form.
     """
     k = [float(c) for c in coeffs][:5]
     k += [0.0] * (5 - len(k))
@@ -116,11 +122,8 @@ def intrinsics_from_realsense(
     if model not in ("modified_brown_conrady", "inverse_brown_conrady"):
         raise ValueError(f"the {model} distortion model has no OpenCV plumb_bob equivalent")
     us, vs = np.meshgrid(np.linspace(0, width - 1, 33), np.linspace(0, height - 1, 25))
-    grid = np.stack([(us.ravel() - ppx) / fx, (vs.ravel() - ppy) / fy], 1)
-    if model == "inverse_brown_conrady":
-        distorted, undistorted = grid, _librealsense_distortion(grid, k)
-    else:
-        undistorted, distorted = grid, _librealsense_distortion(grid, k)
+    undistorted = np.stack([(us.ravel() - ppx) / fx, (vs.ravel() - ppy) / fy], 1)
+    distorted = _librealsense_distortion(undistorted, k)
     fitted = _fit_plumb_bob(undistorted, distorted)
     intr = Intrinsics(width, height, fx, fy, ppx, ppy, tuple(float(c) for c in fitted))
     projected, _ = cv2.projectPoints(
@@ -132,9 +135,9 @@ def intrinsics_from_realsense(
     )
     target = distorted * [fx, fy] + [ppx, ppy]
     error_px = float(np.abs(projected[:, 0, :] - target).max())
+    if not error_px <= _MAX_FIT_ERROR_PX:
+        raise ValueError(f"{model} distortion fits OpenCV's model only to {error_px:.3g} px")
     log.info("%s distortion as OpenCV plumb_bob: worst error %.3f px", model, error_px)
-    if error_px > 0.5:
-        log.warning("%s distortion fits OpenCV only to %.2f px: calibrate", model, error_px)
     return intr
 
 
@@ -230,6 +233,7 @@ class RealSenseCamera:
         self._pipeline: Any = None
         self._config: Any = None
         self._playback: Any = None
+        self._resolved: Any = None
         self._streaming = False
         self._restart_requested = False
         self._to_rgb: int | None = None
@@ -263,13 +267,14 @@ class RealSenseCamera:
         self._capture.start()
         first = self._capture.wait_for_frame(timeout_s=self._first_frame_timeout_s)
         if first is None:
-            ended = self._capture.stats.ended
+            stats = self._capture.stats
             self.disconnect()
-            if ended:
+            if stats.ended:
                 raise DriverError(f"{self.name}: the recording has no colour frames")
+            error = f"; last error: {stats.last_error}" if stats.last_error else ""
             raise DriverError(
                 f"{self.name}: no colour frames within {self._first_frame_timeout_s:g} s of "
-                "starting (try another USB 3 port or cable)"
+                f"starting (try another USB 3 port or cable{error})"
             )
         h, w = first.image.shape[:2]
         if calibration is not None and (calibration.width, calibration.height) != (w, h):
@@ -343,6 +348,12 @@ class RealSenseCamera:
     def _start_pipeline(self) -> None:
         rs = self._rs
         try:
+            if self._playback_fast():
+                # Playback starts in real time and drops frames until told otherwise, so
+                # switch the resolved device over before the pipeline starts it; the
+                # pipeline then uses this very device (kept alive in self._resolved).
+                self._resolved = self._config.resolve(rs.pipeline_wrapper(self._pipeline))
+                self._resolved.get_device().as_playback().set_real_time(False)
             profile = self._pipeline.start(self._config)
         except RuntimeError as e:
             message = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -360,6 +371,9 @@ class RealSenseCamera:
         else:
             self._tune_colour_sensor(device)
         self.device_info = _device_info(rs, device)
+        usb = self.device_info.get("usb_type", "")
+        if usb.startswith("2"):
+            log.warning("%s: connected as USB %s: use a USB 3 port and cable", self.name, usb)
         stream = profile.get_stream(rs.stream.color).as_video_stream_profile()
         fmt = str(stream.format()).rsplit(".", 1)[-1]
         if fmt not in _TO_RGB:
@@ -381,6 +395,9 @@ class RealSenseCamera:
             stream.fps(),
             fmt,
         )
+
+    def _playback_fast(self) -> bool:
+        return self.recording is not None and not self.pace
 
     def _stream_intrinsics(self, stream: Any) -> Intrinsics:
         i = stream.get_intrinsics()
@@ -442,6 +459,7 @@ class RealSenseCamera:
             except RuntimeError as e:  # a vanished device may refuse; it is stopped anyway
                 log.debug("%s: pipeline stop: %s", self.name, e)
         self._streaming = False
+        self._resolved = None
 
     # -- the capture thread --------------------------------------------------------
 
@@ -449,7 +467,9 @@ class RealSenseCamera:
         if self._restart_requested or not self._streaming:
             return self._restart()
         try:
-            ok, frames = self._pipeline.try_wait_for_frames(self._frame_timeout_ms)
+            # A recording's end shows only as a timeout: keep those short for playback.
+            timeout_ms = self._frame_timeout_ms if self._playback is None else 200
+            ok, frames = self._pipeline.try_wait_for_frames(timeout_ms)
         except RuntimeError as e:
             log.warning("%s: %s", self.name, e)
             ok, frames = False, None

@@ -9,7 +9,7 @@ are read from the convolution weights. The controller's architecture is fixed.
 from __future__ import annotations
 
 import hashlib
-import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,20 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file, not a PyTorch checkpoint")
     try:
         # weights_only: a checkpoint is data; never run pickled code from it.
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
-        first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first.strip()})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the error below says all there is to say
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load fails with whatever its parsers raise
+        if "Unsupported global" in str(e):
+            raise CheckpointError(
+                f"{path}: holds pickled Python objects, not only tensors; save the model's "
+                "state_dict() instead"
+            ) from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_reason(e)})") from None
     arch = None
     if isinstance(obj, dict) and "state_dict" in obj:
         arch = obj.get("arch")
@@ -51,6 +59,14 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Any]:
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise CheckpointError(f"{path}: entry {key!r} of the state_dict is not a tensor")
     return obj, arch
+
+
+def _reason(e: Exception) -> str:
+    text = str(e)
+    if "WeightsUnpickler error:" in text:  # the useful part follows torch's long preamble
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def _segmenter_widths(path: Path, sd: dict[str, torch.Tensor], arch: Any) -> tuple[int, ...]:

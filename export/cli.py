@@ -34,25 +34,62 @@ def _parse_action_scale(
 
 
 @click.command("export")
-@click.option("--segmenter", "segmenter_ckpt", required=True, type=click.Path(path_type=Path),
-              help="Segmenter checkpoint (state_dict, or {'state_dict', 'arch'}).")
-@click.option("--controller", "controller_ckpt", required=True, type=click.Path(path_type=Path),
-              help="Controller checkpoint (state_dict).")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Bundle directory to write.")
-@click.option("--robot", default="sawyer", show_default=True,
-              help="Robot profile the controller was trained for.")
-@click.option("--rate-hz", type=click.FloatRange(min=0, min_open=True), default=10.0,
-              show_default=True, help="Control rate the controller was trained at.")
-@click.option("--action-scale", callback=_parse_action_scale, metavar="RAD[,RAD...]",
-              help="Radians per step for an action of 1.0: one number or 7.  [default: 0.05]")
-@click.option("--mask-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.5, show_default=True, help="Mask probability that counts as target.")
-@click.option("--camera", "camera_file", type=click.Path(path_type=Path),
-              help="camera_info YAML of the camera the segmenter was trained with "
-              "(400x400, no distortion). [default: the sim's wrist camera]")
-@click.option("--json", "json_path", type=click.Path(path_type=Path),
-              help="Also write the bundle's description and parity figures here.")
+@click.option(
+    "--segmenter",
+    "segmenter_ckpt",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Segmenter checkpoint (state_dict, or {'state_dict', 'arch'}).",
+)
+@click.option(
+    "--controller",
+    "controller_ckpt",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Controller checkpoint (state_dict).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Bundle directory to write."
+)
+@click.option(
+    "--robot",
+    default="sawyer",
+    show_default=True,
+    help="Robot profile the controller was trained for.",
+)
+@click.option(
+    "--rate-hz",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Control rate the controller was trained at.",
+)
+@click.option(
+    "--action-scale",
+    callback=_parse_action_scale,
+    metavar="RAD[,RAD...]",
+    help="Radians per step for an action of 1.0: one number or 7.  [default: 0.05]",
+)
+@click.option(
+    "--mask-threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="Mask probability that counts as target.",
+)
+@click.option(
+    "--camera",
+    "camera_file",
+    type=click.Path(path_type=Path),
+    help="camera_info YAML of the camera the segmenter was trained with "
+    "(400x400, no distortion). [default: the sim's wrist camera]",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    help="Also write the bundle's description and parity figures here.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
 def export_cmd(
     segmenter_ckpt: Path,
@@ -101,5 +138,9 @@ def export_cmd(
     )
     click.echo(result.summary())
     if json_path is not None:
-        doc = {"out": str(out), "bundle": describe(result.bundle), "parity": result.parity.as_dict()}
+        doc = {
+            "out": str(out),
+            "bundle": describe(result.bundle),
+            "parity": result.parity.as_dict(),
+        }
         json_path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

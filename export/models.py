@@ -93,7 +93,7 @@ class Controller(nn.Module):
 
 
 class SegmenterGraph(nn.Module):
-    """``image`` uint8 [N, 400, 400, 3] RGB (NHWC) -> ``mask`` float32 [N, 1, 100, 100] in [0, 1]."""
+    """``image`` uint8 [N, 400, 400, 3] RGB (NHWC) -> ``mask`` float32 [N, 1, 100, 100], 0..1."""
 
     def __init__(self, net: Segmenter) -> None:
         super().__init__()

@@ -37,7 +37,7 @@ from grasprt.bundle import (
     N_JOINTS,
     STATE_SIZE,
     Bundle,
-    check_model,
+    check_contract,
     load_bundle,
 )
 from grasprt.errors import ConfigError, GrasprtError
@@ -53,7 +53,13 @@ from grasprt.export.defaults import (
     state_normalisation,
 )
 from grasprt.export.models import Controller, ControllerGraph, Segmenter, SegmenterGraph
-from grasprt.export.parity import TOLERANCE, ParityReport, check_parity
+from grasprt.export.parity import (
+    TOLERANCE,
+    ParityReport,
+    controller_parity,
+    report,
+    segmenter_parity,
+)
 from grasprt.profiles import get_profile
 from grasprt.types import Intrinsics
 
@@ -135,7 +141,7 @@ def to_onnx(
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as e:
         raise GrasprtError(f"{role}: exported model fails onnx.checker: {e}") from None
-    check_model(proto, role)
+    check_contract(proto, role)
     return proto
 
 
@@ -219,9 +225,13 @@ def export_bundle(
     offset, scale = state_normalisation(profile)
     seg_graph = SegmenterGraph(segmenter).eval()
     ctrl_graph = ControllerGraph(controller, offset, scale).eval()
+    # Each graph is proven as soon as it exists: a bad segmenter fails before the
+    # controller's export is paid for.
     seg_bytes = export_segmenter(seg_graph).SerializeToString()
+    seg_parity = segmenter_parity(seg_graph, seg_bytes, tolerance, seed)
     ctrl_bytes = export_controller(ctrl_graph).SerializeToString()
-    parity = check_parity(seg_graph, seg_bytes, ctrl_graph, ctrl_bytes, profile, tolerance, seed)
+    ctrl_parity = controller_parity(ctrl_graph, ctrl_bytes, profile, tolerance, seed)
+    parity = report(seg_parity, ctrl_parity, tolerance)
 
     sources = {role: file_sha256(Path(p)) for role, p in (checkpoints or {}).items()}
     if not set(sources) <= {"segmenter", "controller"}:
@@ -244,8 +254,7 @@ def export_bundle(
             "architecture": "paper: mask conv16 5x5/4, conv32 5x5/4, FC128; state FC 8->128; "
             "FC 256->128, FC 128->8, tanh",
             "state_normalisation": {
-                "rule": "(state - offset) / scale: joint range -> [-1, 1], gripper 0..1 -> "
-                "[-1, 1]",
+                "rule": "(state - offset) / scale: joint range -> [-1, 1], gripper 0..1 -> [-1, 1]",
                 "offset": [round(float(x), 6) for x in offset],
                 "scale": [round(float(x), 6) for x in scale],
             },

@@ -125,8 +125,14 @@ def controller_cases(
     ]
 
 
-def _session(model_bytes: bytes) -> ort.InferenceSession:
-    return ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+def _session(model_bytes: bytes, role: str) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own exception types are not importable API
+        first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise ParityError(
+            f"parity: ONNX Runtime cannot load the exported {role}: {first}"
+        ) from None
 
 
 def _check_outputs(name: str, case: str, out: np.ndarray, lo: float, hi: float) -> None:
@@ -139,58 +145,75 @@ def _check_outputs(name: str, case: str, out: np.ndarray, lo: float, hi: float) 
         )
 
 
-def check_parity(
-    segmenter: torch.nn.Module,
-    segmenter_onnx: bytes,
-    controller: torch.nn.Module,
-    controller_onnx: bytes,
+@dataclass(frozen=True)
+class TensorParity:
+    """One graph's result: the largest error, over how many cases, and where."""
+
+    max_abs_err: float
+    cases: int
+    worst_case: str
+
+
+def _compare(name: str, cases: list[tuple[str, np.ndarray]], tolerance: float) -> TensorParity:
+    """``cases``: (case, ONNX output, PyTorch output); refuse past ``tolerance``."""
+    worst, worst_case = -1.0, ""
+    for case, got, ref in cases:
+        if not np.all(np.isfinite(ref)):
+            raise ParityError(f"parity: PyTorch {name} is not finite on case '{case}'")
+        if got.shape != ref.shape:
+            raise ParityError(
+                f"parity: ONNX {name} has shape {list(got.shape)}, PyTorch gives "
+                f"{list(ref.shape)} (case '{case}')"
+            )
+        err = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64))))
+        if err > worst:
+            worst, worst_case = err, case
+    if worst > tolerance:
+        raise ParityError(
+            f"parity: ONNX {name} differs from PyTorch by {worst:.3g} on case '{worst_case}' "
+            f"(tolerance {tolerance:g}); the export is refused"
+        )
+    return TensorParity(worst, len(cases), worst_case)
+
+
+def segmenter_parity(
+    graph: torch.nn.Module, onnx_bytes: bytes, tolerance: float = TOLERANCE, seed: int = 0
+) -> TensorParity:
+    sess = _session(onnx_bytes, "segmenter")
+    results = []
+    with torch.no_grad():
+        for case, image in segmenter_cases(np.random.default_rng(seed)):
+            (got,) = sess.run(["mask"], {"image": image})
+            _check_outputs("mask", case, got, 0.0, 1.0)
+            results.append((case, got, graph(torch.from_numpy(image)).numpy()))
+    return _compare("mask", results, tolerance)
+
+
+def controller_parity(
+    graph: torch.nn.Module,
+    onnx_bytes: bytes,
     profile: RobotProfile,
     tolerance: float = TOLERANCE,
     seed: int = 0,
-) -> ParityReport:
-    """Run both graphs both ways; raise :class:`ParityError` past ``tolerance``."""
-    rng = np.random.default_rng(seed)
-    seg_sess, ctrl_sess = _session(segmenter_onnx), _session(controller_onnx)
-    worst = {"mask": (0.0, ""), "action": (0.0, "")}
-
-    def compare(name: str, case: str, ref: torch.Tensor, got: np.ndarray) -> None:
-        ref_np = ref.detach().numpy()
-        if not np.all(np.isfinite(ref_np)):
-            raise ParityError(f"parity: PyTorch {name} is not finite on case '{case}'")
-        if got.shape != ref_np.shape:
-            raise ParityError(
-                f"parity: ONNX {name} has shape {list(got.shape)}, PyTorch gives "
-                f"{list(ref_np.shape)} (case '{case}')"
-            )
-        err = float(np.max(np.abs(got.astype(np.float64) - ref_np.astype(np.float64))))
-        if err > worst[name][0] or not worst[name][1]:
-            worst[name] = (err, case)
-
-    seg = segmenter_cases(rng)
-    ctrl = controller_cases(rng, profile)
+) -> TensorParity:
+    sess = _session(onnx_bytes, "controller")
+    results = []
     with torch.no_grad():
-        for case, image in seg:
-            (got,) = seg_sess.run(["mask"], {"image": image})
-            _check_outputs("mask", case, got, 0.0, 1.0)
-            compare("mask", case, segmenter(torch.from_numpy(image)), got)
-        for case, mask, st in ctrl:
-            (got,) = ctrl_sess.run(["action"], {"mask": mask, "state": st})
+        for case, mask, state in controller_cases(np.random.default_rng(seed), profile):
+            (got,) = sess.run(["action"], {"mask": mask, "state": state})
             _check_outputs("action", case, got, -1.0, 1.0)
-            compare("action", case, controller(torch.from_numpy(mask), torch.from_numpy(st)), got)
+            ref = graph(torch.from_numpy(mask), torch.from_numpy(state)).numpy()
+            results.append((case, got, ref))
+    return _compare("action", results, tolerance)
 
-    for name, (err, case) in worst.items():
-        if err > tolerance:
-            raise ParityError(
-                f"parity: ONNX {name} differs from PyTorch by {err:.3g} on case '{case}' "
-                f"(tolerance {tolerance:g}); the export is refused"
-            )
+
+def report(segmenter: TensorParity, controller: TensorParity, tolerance: float) -> ParityReport:
     return ParityReport(
-        mask_max_abs_err=worst["mask"][0],
-        action_max_abs_err=worst["action"][0],
-        segmenter_cases=len(seg),
-        controller_cases=len(ctrl),
+        mask_max_abs_err=segmenter.max_abs_err,
+        action_max_abs_err=controller.max_abs_err,
+        segmenter_cases=segmenter.cases,
+        controller_cases=controller.cases,
         tolerance=tolerance,
-        worst_segmenter_case=worst["mask"][1],
-        worst_controller_case=worst["action"][1],
+        worst_segmenter_case=segmenter.worst_case,
+        worst_controller_case=controller.worst_case,
     )
-

@@ -48,8 +48,13 @@ def build_placeholder(out: str | Path, force: bool = True) -> ExportResult:
 
 
 @click.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("models/placeholder"),
-              show_default=True, help="Bundle directory to (re)write.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("models/placeholder"),
+    show_default=True,
+    help="Bundle directory to (re)write.",
+)
 def main(out: Path) -> None:
     """Write the placeholder bundle (random weights, seed 0)."""
     try:

@@ -85,6 +85,13 @@ def _is_number(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _is_finite(v: int | float) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # JSON integers have no size limit; floats do
+        return False
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -108,7 +115,7 @@ class _Manifest:
 
     def number(self, field: str, container: Mapping[str, Any] | None = None) -> float:
         v = self.get(field, container)
-        if not _is_number(v) or not math.isfinite(v):
+        if not _is_number(v) or not _is_finite(v):
             raise self.fail(field, f"must be a finite number, got {v!r}")
         return float(v)
 
@@ -124,8 +131,8 @@ class _Manifest:
             raise self.fail(field, f"must be a non-empty string, got {v!r}")
         return v
 
-    def obj(self, field: str, container: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        v = self.get(field, container)
+    def obj(self, field: str) -> dict[str, Any]:
+        v = self.get(field)
         if not isinstance(v, dict):
             raise self.fail(field, f"must be an object, got {type(v).__name__}")
         return v
@@ -185,7 +192,7 @@ def _check_action_scale(m: _Manifest) -> np.ndarray:
     v = m.get("action_scale")
     if not isinstance(v, list) or len(v) != N_JOINTS or not all(_is_number(x) for x in v):
         raise m.fail("action_scale", f"must be a list of {N_JOINTS} numbers")
-    bad = [x for x in v if not (math.isfinite(x) and x > 0)]
+    bad = [x for x in v if not (_is_finite(x) and x > 0)]
     if bad:
         raise m.fail("action_scale", f"must hold positive finite numbers, holds {bad[0]!r}")
     scale = np.asarray(v, dtype=np.float32)
@@ -292,10 +299,14 @@ def _check_metadata(proto: onnx.ModelProto, path: Path, role: str) -> None:
 
 
 def _dtype_name(elem_type: int) -> str:
+    """numpy's name where there is one (float32, not ONNX's FLOAT), else ONNX's."""
+    if elem_type == TensorProto.UNDEFINED:
+        return "undefined"
     try:
-        return TensorProto.DataType.Name(elem_type).lower()
-    except ValueError:
-        return f"type {elem_type}"
+        name = str(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, ValueError, TypeError):
+        name = "object"
+    return TensorProto.DataType.Name(elem_type).lower() if name == "object" else name
 
 
 def _dims(value: onnx.ValueInfoProto) -> list[int | str] | None:
@@ -357,7 +368,7 @@ def _check_io(proto: onnx.ModelProto, path: Path, role: str) -> None:
             _check_tensor(by_name[spec.name], spec, path, kind)
 
 
-def check_model(proto: onnx.ModelProto, role: str, path: Path | str = "") -> None:
+def check_contract(proto: onnx.ModelProto, role: str, path: Path | str = "") -> None:
     """Hold an already-parsed model to its role's metadata and tensors (no checker, no hash)."""
     where = Path(path or f"{role}.onnx")
     _check_metadata(proto, where, role)
@@ -391,7 +402,7 @@ def load_bundle(path: str | Path) -> Bundle:
     for role in ROLES:
         model_path, rel, sha = entries[role]
         data[role], proto = _read_model(model_path, rel, role, sha)
-        check_model(proto, role, model_path)
+        check_contract(proto, role, model_path)
         shas[role] = sha
     return Bundle(
         root=root.absolute(),

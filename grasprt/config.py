@@ -72,6 +72,8 @@ class RunConfig:
     robot: str = "sim"
     camera: str | None = None  # None: the robot's own camera (the sim's wrist camera)
     calibration: str | None = None
+    # Refuse a camera that sees less than this fraction of the bundle's view.
+    min_coverage: float = 0.5
     bundle: str = ""
     episodes: int = 1
     seed: int = 0
@@ -91,6 +93,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.robot not in ROBOTS:
             raise ConfigError(f"--robot must be one of {', '.join(ROBOTS)}, not {self.robot!r}")
+        if not 0.0 < self.min_coverage <= 1.0:
+            raise ConfigError("--min-coverage must be in (0, 1]")
         if self.episodes < 1:
             raise ConfigError("--episodes must be at least 1")
         if self.max_steps is not None and self.max_steps < 1:
@@ -126,7 +130,8 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(names))})")
+        known = ", ".join(sorted(names))
+        raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (known: {known})")
     try:
         return cls(**values)
     except TypeError as e:

@@ -63,45 +63,124 @@ Examples:
 Exit status: 0 finished, 2 bad input (nothing moved), 3 fault stop (the arm held),
 128+N stopped by signal N (SIGINT: 130, SIGTERM: 143).""",
 )
-@click.option("--robot", type=click.Choice(["sim", "sawyer"]), default=None,
-              help="The arm: the simulated Sawyer (default) or a real one via the Intera SDK.")
-@click.option("--camera", default=None, metavar="SPEC",
-              help="Camera spec (sim, realsense[:SERIAL|:FILE.db3], opencv:INDEX|FILE, "
-                   "gst:PIPELINE). Default: the robot's own (the sim's wrist camera).")
-@click.option("--calibration", default=None, metavar="FILE.yaml",
-              help="Camera intrinsics (ROS camera_info YAML) for cameras that lack their own.")
-@click.option("--bundle", default=None, metavar="DIR",
-              help="Model bundle directory. Default: models/reference, else models/placeholder.")
+@click.option(
+    "--robot",
+    type=click.Choice(["sim", "sawyer"]),
+    default=None,
+    help="The arm: the simulated Sawyer (default) or a real one via the Intera SDK.",
+)
+@click.option(
+    "--camera",
+    default=None,
+    metavar="SPEC",
+    help="Camera spec (sim, realsense[:SERIAL|:FILE.db3], opencv:INDEX|FILE, "
+    "gst:PIPELINE). Default: the robot's own (the sim's wrist camera).",
+)
+@click.option(
+    "--calibration",
+    default=None,
+    metavar="FILE.yaml",
+    help="Camera intrinsics (ROS camera_info YAML) for cameras that lack their own.",
+)
+@click.option(
+    "--bundle",
+    default=None,
+    metavar="DIR",
+    help="Model bundle directory. Default: models/reference, else models/placeholder.",
+)
 @click.option("--episodes", type=int, default=None, help="Episodes to run. [default: 1]")
 @click.option("--seed", type=int, default=None, help="Seed of the simulated world. [default: 0]")
-@click.option("--max-steps", type=int, default=None,
-              help="Steps per episode. [default: 150 sim, 250 real, as in the paper]")
-@click.option("--record", default=None, metavar="PATH.mcap",
-              help="Flight record of every cycle (MCAP; open it in Foxglove).")
-@click.option("--record-frames", "record_frames_every", type=int, default=None, metavar="N",
-              help="Also record every Nth camera frame (0: off). [default: 0]")
-@click.option("--json", "json_path", default=None, metavar="PATH", help="Write the summary as JSON.")
-@click.option("--fast", is_flag=True, default=None,
-              help="Sim only: run on the simulator's clock as fast as the machine allows.")
-@click.option("--gt-mask", is_flag=True, default=None,
-              help="Sim only: feed the simulator's true mask instead of the segmenter's.")
-@click.option("--gap", type=click.Choice(["none", "default", "large"]), default=None,
-              help="Sim only: the sim-to-real dynamics gap (latency, lag, noise, bias).")
+@click.option(
+    "--max-steps",
+    type=int,
+    default=None,
+    help="Steps per episode. [default: 150 sim, 250 real, as in the paper]",
+)
+@click.option(
+    "--record",
+    default=None,
+    metavar="PATH.mcap",
+    help="Flight record of every cycle (MCAP; open it in Foxglove).",
+)
+@click.option(
+    "--record-frames",
+    "record_frames_every",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Also record every Nth camera frame (0: off). [default: 0]",
+)
+@click.option(
+    "--json", "json_path", default=None, metavar="PATH", help="Write the summary as JSON."
+)
+@click.option(
+    "--fast",
+    is_flag=True,
+    default=None,
+    help="Sim only: run on the simulator's clock as fast as the machine allows.",
+)
+@click.option(
+    "--gt-mask",
+    is_flag=True,
+    default=None,
+    help="Sim only: feed the simulator's true mask instead of the segmenter's.",
+)
+@click.option(
+    "--gap",
+    type=click.Choice(["none", "default", "large"]),
+    default=None,
+    help="Sim only: the sim-to-real dynamics gap (latency, lag, noise, bias).",
+)
 @click.option("--moving", is_flag=True, default=None, help="Sim only: the sphere rolls slowly.")
-@click.option("--gripper", default=None, metavar="robotiq:PORT",
-              help="An external gripper on serial, e.g. robotiq:/dev/ttyUSB0.")
-@click.option("--heartbeat", default=None, metavar="PORT",
-              help="Serial port of a hardware heartbeat monitor (trips the e-stop if beats stop).")
-@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]),
-              default=None, help="ONNX Runtime execution provider. [default: cpu]")
+@click.option(
+    "--gripper",
+    default=None,
+    metavar="robotiq:PORT",
+    help="An external gripper on serial, e.g. robotiq:/dev/ttyUSB0.",
+)
+@click.option(
+    "--heartbeat",
+    default=None,
+    metavar="PORT",
+    help="Serial port of a hardware heartbeat monitor (trips the e-stop if beats stop).",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]),
+    default=None,
+    help="ONNX Runtime execution provider. [default: cpu]",
+)
 @click.option("--threads", type=int, default=None, help="ONNX Runtime intra-op threads.")
-@click.option("--config", "config_file", default=None, metavar="FILE.toml",
-              help="Settings file ([run], [limiter], [watchdog], [inference], [sim]); "
-                   "flags win over it.")
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    metavar="FILE.toml",
+    help="Settings file ([run], [limiter], [watchdog], [inference], [sim]); flags win over it.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def run_cmd(robot, camera, calibration, bundle, episodes, seed, max_steps, record,
-            record_frames_every, json_path, fast, gt_mask, gap, moving, gripper, heartbeat,
-            provider, threads, config_file, quiet) -> int:
+def run_cmd(
+    robot,
+    camera,
+    calibration,
+    bundle,
+    episodes,
+    seed,
+    max_steps,
+    record,
+    record_frames_every,
+    json_path,
+    fast,
+    gt_mask,
+    gap,
+    moving,
+    gripper,
+    heartbeat,
+    provider,
+    threads,
+    config_file,
+    quiet,
+) -> int:
     """Run the grasping loop: wrist frame -> segmenter -> controller -> limiter -> arm.
 
     Everything is checked before the arm moves: the settings, the bundle (against
@@ -114,20 +193,33 @@ def run_cmd(robot, camera, calibration, bundle, episodes, seed, max_steps, recor
     from grasprt.runtime.runner import Run
 
     flags = {
-        "robot": robot, "camera": camera, "calibration": calibration, "bundle": bundle,
-        "episodes": episodes, "seed": seed, "max_steps": max_steps, "record": record,
-        "record_frames_every": record_frames_every, "json": json_path, "fast": fast,
-        "gt_mask": gt_mask, "gripper": gripper, "heartbeat": heartbeat,
-        "sim.gap": gap, "sim.moving": moving,
-        "inference.provider": provider, "inference.intra_op_threads": threads,
+        "robot": robot,
+        "camera": camera,
+        "calibration": calibration,
+        "bundle": bundle,
+        "episodes": episodes,
+        "seed": seed,
+        "max_steps": max_steps,
+        "record": record,
+        "record_frames_every": record_frames_every,
+        "json": json_path,
+        "fast": fast,
+        "gt_mask": gt_mask,
+        "gripper": gripper,
+        "heartbeat": heartbeat,
+        "sim.gap": gap,
+        "sim.moving": moving,
+        "inference.provider": provider,
+        "inference.intra_op_threads": threads,
     }
     cfg = build_run_config(config_file, flags)
     progress = _Progress(quiet)
     run = Run(cfg, progress=progress)
+    kind = "placeholder: random weights" if run.bundle.provenance.get("placeholder") else "trained"
     progress(
-        f"bundle {cfg.bundle} ({'placeholder' if run.bundle.provenance.get('placeholder') else 'trained'}),"
-        f" robot {cfg.robot}, {cfg.episodes} episode(s) x {cfg.steps} steps at "
-        f"{run.bundle.rate_hz:g} Hz{' (fast sim clock)' if cfg.fast else ''}"
+        f"bundle {cfg.bundle} ({kind}), robot {cfg.robot}, "
+        f"{cfg.episodes} episode(s) x {cfg.steps} steps at {run.bundle.rate_hz:g} Hz"
+        + (" (fast sim clock)" if cfg.fast else "")
     )
     report = run.execute()
     summary = report.summary()
@@ -166,7 +258,8 @@ def check_cmd(bundle: str, as_json: bool) -> int:
         click.echo(json.dumps(d, indent=2, default=str))
     else:
         placeholder = " (placeholder: random weights)" if b.provenance.get("placeholder") else ""
-        click.echo(f"{bundle}: ok{placeholder}: robot {b.robot}, {b.rate_hz:g} Hz, "
-                   f"mask threshold {b.mask_threshold:g}")
+        click.echo(
+            f"{bundle}: ok{placeholder}: robot {b.robot}, {b.rate_hz:g} Hz, "
+            f"mask threshold {b.mask_threshold:g}"
+        )
     return 0
-

@@ -254,6 +254,12 @@ class ControlLoop:
                 if self.grasp.update(state, gripper_closed):
                     res.success = True
                     break
+        except Exception as e:
+            # A driver that raised, a frame of the wrong size, an ONNX Runtime error: the
+            # arm holds and the run ends as a fault stop, never with a traceback mid-air.
+            first = str(e).strip().splitlines()
+            res.fault = f"{type(e).__name__}: {first[0] if first else 'no message'}"
+            self.gate.latch(res.fault)
         finally:
             watchdog.stop()
             if watchdog.tripped and res.fault is None:
@@ -303,6 +309,7 @@ class ControlLoop:
         self.recorder.put_cycle(
             t,
             cycle,
-            None if mask is None else mask[0, 0].copy(),
+            # A bool mask is a quarter of the float one: deep queues stay small.
+            None if mask is None else mask[0, 0] > 0.5,
             None if frame is None else frame.image,
         )

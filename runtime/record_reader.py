@@ -21,6 +21,8 @@ import numpy as np
 import zstandard
 from mcap.exceptions import McapError
 from mcap.reader import NonSeekingReader, make_reader
+from mcap.records import Channel, Message, Schema
+from mcap.writer import Writer
 
 from grasprt.errors import ConfigError
 from grasprt.runtime.record_schema import (
@@ -87,29 +89,36 @@ def _open(path: Path) -> IO[bytes]:
     return f
 
 
-def _raw_messages(path: Path) -> tuple[list[tuple[str, int, int, bytes]], bool, str | None]:
-    """Every message as (topic, log_time ns, sequence, data), in file order."""
+Scanned = tuple[Schema | None, Channel, Message]
+
+
+def _scan(path: Path) -> tuple[list[Scanned], bool, str | None]:
+    """Every message with its channel and schema, in file order; complete?; damage."""
     with _open(path) as f:
         if _finished(f):
             f.seek(0)
             try:
-                out = [
-                    (channel.topic, m.log_time, m.sequence, m.data)
-                    for _, channel, m in make_reader(f).iter_messages(log_time_order=False)
-                ]
-                return out, True, None
+                return list(make_reader(f).iter_messages(log_time_order=False)), True, None
             except _DAMAGE:
                 # A finished-looking file with a broken index: stream it like a cut one.
                 pass
         f.seek(0)
-        out = []
+        out: list[Scanned] = []
         damage = None
         try:
-            for _, channel, m in NonSeekingReader(f).iter_messages(log_time_order=False):
-                out.append((channel.topic, m.log_time, m.sequence, m.data))
+            # One by one, so what was read before the damage is kept.
+            for item in NonSeekingReader(f).iter_messages(log_time_order=False):
+                out.append(item)
         except _DAMAGE as e:
             damage = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         return out, False, damage or "file ends without a summary (writer did not finish)"
+
+
+def _raw_messages(path: Path) -> tuple[list[tuple[str, int, int, bytes]], bool, str | None]:
+    """Every message as (topic, log_time ns, sequence, data), in file order."""
+    scanned, complete, damage = _scan(path)
+    out = [(c.topic, m.log_time, m.sequence, m.data) for _, c, m in scanned]
+    return out, complete, damage
 
 
 def _mask_image(message: dict[str, Any]) -> np.ndarray:
@@ -158,3 +167,42 @@ def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[float, np.ndarra
         if image.ndim == 3:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         yield log_time / 1e9, image
+
+
+def repair_record(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> int:
+    """Write what can be read of ``src`` into a new, finished MCAP ``dst``.
+
+    For a record cut short (killed process, full disk): the copy has a summary and
+    indexes, so tools that need them open it. Returns the number of messages copied.
+    """
+    scanned, _, _ = _scan(Path(src))
+    try:
+        f = open(dst, "xb")  # noqa: SIM115
+    except OSError as e:
+        raise ConfigError(f"cannot create {dst}: {e.strerror}") from None
+    with f:
+        writer = Writer(f)
+        writer.start(library="grasprt repair_record")
+        schema_ids: dict[int, int] = {}
+        channel_ids: dict[int, int] = {}
+        for schema, channel, message in scanned:
+            if schema is not None and schema.id not in schema_ids:
+                schema_ids[schema.id] = writer.register_schema(
+                    schema.name, schema.encoding, schema.data
+                )
+            if channel.id not in channel_ids:
+                channel_ids[channel.id] = writer.register_channel(
+                    channel.topic,
+                    channel.message_encoding,
+                    0 if schema is None else schema_ids[schema.id],
+                    dict(channel.metadata),
+                )
+            writer.add_message(
+                channel_ids[channel.id],
+                log_time=message.log_time,
+                data=message.data,
+                publish_time=message.publish_time,
+                sequence=message.sequence,
+            )
+        writer.finish()
+    return len(scanned)

@@ -264,6 +264,8 @@ class FlightRecorder:
         """
         if self._started:
             raise RuntimeError("FlightRecorder.start() called twice")
+        wall = time.time()
+        run_message = self._run_message(run_info, wall, t)
         mode = "wb" if self.overwrite else "xb"
         try:
             # Not a `with`: the file lives as long as the writer thread, which closes it.
@@ -287,7 +289,6 @@ class FlightRecorder:
                 self._channels[spec.topic] = writer.register_channel(
                     spec.topic, MessageEncoding.JSON, schema_id
                 )
-            wall = time.time()
             writer.add_metadata(
                 "grasprt",
                 {
@@ -300,10 +301,14 @@ class FlightRecorder:
             # Closing retries the failed write; the first error is the one to report.
             with contextlib.suppress(OSError):
                 f.close()
+            if mode == "xb":
+                # Ours, and useless: leave nothing behind that blocks the next try.
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
             raise ConfigError(f"cannot write record file {self.path}: {e.strerror}") from None
         self._file = f
         self._writer = writer
-        self._run_info = self._run_message(run_info, wall, t)
+        self._run_info = run_message
         self._run_t = t
         self._last_flush = time.monotonic()
         self._started = True
@@ -320,7 +325,9 @@ class FlightRecorder:
     ) -> bool:
         """Queue one cycle (and its mask, and its frame when one is due). Never blocks.
 
-        Returns False when the record was dropped (and counted).
+        Nothing is copied: pass arrays nobody changes afterwards (copy a frame from a
+        driver that reuses its buffers, and only when :meth:`frame_due`). Returns False
+        when the record was dropped (and counted).
         """
         seq = self._cycles_put
         self._cycles_put = seq + 1
@@ -552,7 +559,8 @@ class FlightRecorder:
             self._fail(f"record file {self.path}: could not close: {e}")
 
     def _fail(self, reason: str) -> None:
+        # Refuse new records first: whoever sees ``failure`` set must see puts refused.
+        self._accepting = False
         if self._failure is None:
             self._failure = reason
             log.warning("flight recorder stopped: %s", reason)
-        self._accepting = False

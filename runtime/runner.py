@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from grasprt.runtime.loop import ControlLoop, EpisodeResult, LoopConfig
 from grasprt.runtime.timing import StageTimer
 from grasprt.types import Camera, Clock, Heartbeat, Robot
 
+if TYPE_CHECKING:
+    from grasprt.drivers.sim.config import SimConfig
+
 
 @dataclass
 class Drivers:
@@ -42,6 +45,8 @@ class Drivers:
     setup_episode: Callable[[int], None] = lambda n: None
     # The floor the hand must stay above, base frame, when the driver knows it (sim).
     floor_z: float | None = None
+    # The simulated world, when there is one (privileged truth for evaluation).
+    world: Any = None
 
 
 @dataclass
@@ -49,6 +54,7 @@ class RunReport:
     episodes: list[EpisodeResult] = field(default_factory=list)
     timing: dict[str, Any] = field(default_factory=dict)
     dropped_records: int = 0
+    record_failure: str | None = None
     stopped: str | None = None
 
     @property
@@ -75,6 +81,7 @@ class RunReport:
             "steps": sum(e.steps for e in self.episodes),
             "mean_steps": float(np.mean([e.steps for e in self.episodes])) if n else 0.0,
             "dropped_records": self.dropped_records,
+            "record_failure": self.record_failure,
             "per_episode": [
                 {
                     "episode": e.episode,
@@ -106,18 +113,22 @@ def make_limiter(
     return Limiter(lcfg, profile, kin)
 
 
-def sim_drivers(cfg: RunConfig, profile: RobotProfile) -> Drivers:
+def sim_config_from(cfg: RunConfig) -> SimConfig:
     from grasprt.drivers.sim.config import SimConfig, gap_preset
-    from grasprt.drivers.sim.world import make_sim
 
-    clock: Clock = SimClock() if cfg.fast else MonotonicClock()
-    sim_cfg = SimConfig(
+    return SimConfig(
         gap=gap_preset(cfg.sim.gap),
         moving=cfg.sim.moving,
         clutter=cfg.sim.clutter,
         camera_file=cfg.sim.camera_file,
     )
-    world, robot, sim_camera = make_sim(sim_cfg, clock, cfg.seed)
+
+
+def sim_drivers(cfg: RunConfig, profile: RobotProfile, sim: SimConfig | None = None) -> Drivers:
+    from grasprt.drivers.sim.factory import make_sim
+
+    clock: Clock = SimClock() if cfg.fast else MonotonicClock()
+    world, robot, sim_camera = make_sim(sim or sim_config_from(cfg), clock, cfg.seed)
     camera: Camera = sim_camera
     if cfg.camera not in (None, "sim"):
         camera = _hardware_camera(cfg, clock)
@@ -125,8 +136,10 @@ def sim_drivers(cfg: RunConfig, profile: RobotProfile) -> Drivers:
         clock=clock,
         camera=camera,
         robot=robot,
+        # Each episode its own seed, so one episode can be replayed alone.
         setup_episode=lambda n: world.reset(cfg.seed * 100_003 + n),
         floor_z=world.table_z,
+        world=world,
     )
 
 
@@ -140,7 +153,7 @@ def sawyer_drivers(cfg: RunConfig, profile: RobotProfile) -> Drivers:
     from grasprt.drivers.sawyer import SawyerRobot
 
     clock = MonotonicClock()
-    robot: Robot = SawyerRobot(profile=profile, clock=clock)
+    robot: Robot = SawyerRobot(profile=profile, clock=clock, use_gripper=not cfg.gripper)
     if cfg.gripper:
         robot = _external_gripper(robot, cfg.gripper)
     heartbeat = None
@@ -198,7 +211,11 @@ class Run:
         if cfg.record:
             from grasprt.runtime.recorder import FlightRecorder
 
-            self.recorder = FlightRecorder(cfg.record, frame_every=cfg.record_frames_every)
+            # A fast sim outruns the disk by far; a deep queue keeps it from dropping.
+            queue = 16384 if cfg.fast else 1024
+            self.recorder = FlightRecorder(
+                cfg.record, queue_size=queue, frame_every=cfg.record_frames_every
+            )
         self._drivers = drivers
         self.loop: ControlLoop | None = None
 
@@ -224,7 +241,9 @@ class Run:
                 # Registered first, so it runs last: the summary sees the whole run.
                 stack.callback(self._close_record, report)
             drivers = self._drivers or DRIVERS[cfg.robot](cfg, self.profile)
-            for part in (drivers.camera, drivers.robot, drivers.heartbeat):
+            # The heartbeat first: many microcontroller boards reset when their port
+            # opens, and that must happen before the arm is enabled, not after.
+            for part in (drivers.heartbeat, drivers.camera, drivers.robot):
                 if part is not None:
                     part.connect()
                     stack.callback(part.disconnect)
@@ -276,6 +295,7 @@ class Run:
         assert self.recorder is not None
         self.recorder.close(report.summary())
         report.dropped_records = self.recorder.dropped
+        report.record_failure = self.recorder.failure
 
     def _model_view(self, camera: Camera) -> ModelView:
         intr = camera.intrinsics
@@ -284,13 +304,8 @@ class Run:
                 f"camera {camera.name!r} has no intrinsics: pass --calibration FILE.yaml "
                 "(see grasprt calibrate-camera)"
             )
-        view = ModelView(intr, self.bundle.camera)
-        if not view.identity:
-            self.progress(
-                f"model view: camera {intr.width}x{intr.height} -> bundle camera "
-                f"{self.bundle.camera.width}x{self.bundle.camera.height}, "
-                f"coverage {view.coverage:.0%}"
-            )
+        view = ModelView(intr, self.bundle.camera, min_coverage=self.cfg.min_coverage)
+        self.progress(view.describe())
         return view
 
     def _install_signal_handlers(self) -> Callable[[], None]:

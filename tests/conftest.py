@@ -1,4 +1,8 @@
-"""Shared test setup: helper modules in tests/ (e.g. bundle_factory) import by name."""
+"""Shared test setup: helper modules in tests/ (e.g. bundle_factory) import by name.
+
+No folder directly under tests/ may be named like a top-level package (grasprt):
+with tests/ on sys.path it would shadow the installed package.
+"""
 
 from __future__ import annotations
 

@@ -41,6 +41,9 @@ class ArmDynamics:
         self._queue: deque[tuple[float, np.ndarray, bool]] = deque()
         self._clearance = 0.0  # lowest point above the table at the last FK check
         self._travel = math.inf  # bound on how far it may have come down since then
+        # (q, target) of a step the table blocked completely: the same step would be
+        # blocked again. Both arrays are replaced, never edited, so `is` tells they did not change.
+        self._stuck: tuple[np.ndarray, np.ndarray] | None = None
 
     def reset(self, q: np.ndarray) -> None:
         self.q = np.asarray(q, dtype=np.float64).copy()
@@ -49,6 +52,7 @@ class ArmDynamics:
         self.contacts = 0
         self._queue.clear()
         self._travel = math.inf
+        self._stuck = None
 
     def command(self, t_sent: float, q: np.ndarray, gripper_closed: bool) -> None:
         target = np.clip(np.asarray(q, dtype=np.float64), self.lower, self.upper)
@@ -68,7 +72,8 @@ class ArmDynamics:
             _, self.target, self.gripper_closed = self._queue.popleft()
         delta = self.target - self.q
         if np.max(np.abs(delta)) < _SETTLED_RAD:
-            self.q = self.target.copy()
+            if np.any(delta):
+                self.q = self.target.copy()
             return
         move = delta * self.alpha
         ratio = np.max(np.abs(move) / self.max_step)
@@ -81,6 +86,9 @@ class ArmDynamics:
         if self._travel + bound < self._clearance:
             self._travel += bound
             return self.q + move
+        if self._stuck is not None and self._stuck[0] is self.q and self._stuck[1] is self.target:
+            self.contacts += 1  # pressing on the table, as in the last step: no FK needed
+            return self.q
         candidate = self.q + move
         low = self.kin.lowest_point_z(candidate) - self.table_z
         if low >= 0.0:
@@ -96,4 +104,7 @@ class ArmDynamics:
                 hi = mid
         self.contacts += 1
         self._travel = math.inf
+        if lo == 0.0:
+            self._stuck = (self.q, self.target)
+            return self.q
         return self.q + lo * move

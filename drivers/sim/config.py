@@ -47,7 +47,9 @@ GAP_PRESETS: dict[str, GapConfig] = {
     "none": GapConfig(latency_s=0.0, lag_tau_s=0.0, noise_std=0.0, bias_std=0.0, speed_ratio=1.0),
     "default": GapConfig(),
     # A slow, badly calibrated arm on a loaded network: a stress test, not a real figure.
-    "large": GapConfig(latency_s=0.08, lag_tau_s=0.2, noise_std=0.003, bias_std=0.01, speed_ratio=0.2),
+    "large": GapConfig(
+        latency_s=0.08, lag_tau_s=0.2, noise_std=0.003, bias_std=0.01, speed_ratio=0.2
+    ),
 }
 
 
@@ -73,11 +75,8 @@ class SceneConfig:
     # Where the sphere is placed (x_min, x_max, y_min, y_max): in front of the arm,
     # reachable everywhere with the hand pointing down, and what eval's grid spans.
     workspace: tuple[float, float, float, float] = (0.45, 0.75, -0.15, 0.15)
-    # A rolling target: constant speed, random heading, bouncing off the workspace edges.
-    moving: bool = False
+    # Speed of the target when `SimConfig.moving` is set.
     moving_speed: float = 0.02
-    # Distractor objects of other colours, placed around the workspace.
-    clutter_count: int = 0
     # Start pose: camera this far above the table, over a point drawn in the workspace,
     # looking down, then each joint moved by up to `start_joint_noise`.
     start_height: tuple[float, float] = (0.30, 0.40)
@@ -88,7 +87,6 @@ class SceneConfig:
         _require(x0 < x1 and y0 < y1, "workspace must be (x_min, x_max, y_min, y_max)")
         _require(0.0 < self.sphere_diameter < 0.1, "sphere_diameter must be in (0, 0.1) m")
         _require(self.moving_speed >= 0.0, "moving_speed must be >= 0")
-        _require(0 <= self.clutter_count <= 20, "clutter_count must be in 0..20")
         lo, hi = self.start_height
         _require(0.05 <= lo <= hi <= 0.6, "start_height must be (low, high) within 0.05..0.6 m")
         _require(self.start_joint_noise >= 0.0, "start_joint_noise must be >= 0")
@@ -100,13 +98,11 @@ class SceneConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """The rendered wrist camera."""
+    """The rendered wrist camera (its intrinsics file is `SimConfig.camera_file`)."""
 
-    # ROS camera_info YAML; None = drivers/sim/wrist_camera.yaml (400x400, 80 deg).
-    intrinsics_path: str | None = None
-    # The camera the truth mask is drawn for: the bundle's 400x400 model input. None =
-    # the default wrist camera, which is what grasprt's bundles are trained with.
-    model_intrinsics_path: str | None = None
+    # The camera the truth mask is drawn for: the bundle's 400x400 model input, a ROS
+    # camera_info YAML. None = the default wrist camera, which grasprt's bundles use.
+    model_camera_file: str | None = None
     fps: float = 30.0
     # Std of the sensor noise added to each pixel, in 0..255 units.
     noise_std: float = 2.0
@@ -131,12 +127,23 @@ class FaultConfig:
 
 @dataclass(frozen=True)
 class SimConfig:
-    scene: SceneConfig = field(default_factory=SceneConfig)
+    """Everything about the simulation; the first four are what `grasprt run` flags set."""
+
     gap: GapConfig = field(default_factory=GapConfig)
+    # A rolling target: constant speed, random heading, bouncing off the workspace edges.
+    moving: bool = False
+    # Distractor objects of other colours (spheres and discs), placed around the workspace.
+    clutter: int = 0
+    # The wrist camera's ROS camera_info YAML; None = drivers/sim/wrist_camera.yaml
+    # (400x400, 80 degrees, no distortion). Another file (a real camera's calibration,
+    # distortion included) makes the sim render what that camera would see.
+    camera_file: str | None = None
+    scene: SceneConfig = field(default_factory=SceneConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
     # Fixed integration step of the arm, gripper and sphere.
     substep_s: float = 0.005
 
     def __post_init__(self) -> None:
+        _require(0 <= self.clutter <= 20, "clutter must be in 0..20")
         _require(0.0 < self.substep_s <= 0.02, "substep_s must be in (0, 0.02]")

@@ -24,8 +24,8 @@ def make_sim(
 ) -> tuple[SimWorld, SimSawyer, SimWristCamera]:
     """A world reset with `seed`, and its robot and camera (not yet connected)."""
     cam = config.camera
-    intr = load_camera_info(cam.intrinsics_path or DEFAULT_CAMERA_FILE)
-    model = load_camera_info(cam.model_intrinsics_path or DEFAULT_CAMERA_FILE)
+    intr = load_camera_info(config.camera_file or DEFAULT_CAMERA_FILE)
+    model = load_camera_info(cam.model_camera_file or DEFAULT_CAMERA_FILE)
     world = SimWorld(config, clock, seed)
     robot = SimSawyer(world, stall_state_after_s=config.faults.state_stall_after_s)
     camera = SimWristCamera(

@@ -17,6 +17,8 @@ from grasprt.profiles import GripperSpec
 
 # How far beyond the pads a closing finger still touches (pushes) the sphere.
 _BUMP_REACH = 0.006
+# A centre this little below the tips still holds: the pads' rounded ends grip past it.
+_BELOW_TIPS = 0.002
 
 
 class CloseOutcome(Enum):
@@ -37,9 +39,9 @@ def classify_close(
 ) -> CloseOutcome:
     x, y, z = sphere_in_fingers(hand, spec, centre)
     # Between the open fingers (they centre it as they close), within the pad's width,
-    # and no lower than the tips (else it slips out below them) nor above the pads.
+    # and not below the tips (else it slips out under them) nor above the pads.
     fits = abs(y) <= spec.max_opening / 2.0 - radius
-    if fits and abs(x) <= spec.finger_width / 2.0 and -spec.finger_length <= z <= 0.0:
+    if fits and abs(x) <= spec.finger_width / 2.0 and -spec.finger_length <= z <= _BELOW_TIPS:
         return CloseOutcome.GRASP
     near_x = abs(x) <= spec.finger_width / 2.0 + radius + _BUMP_REACH
     near_y = abs(y) <= spec.max_opening / 2.0 + radius + _BUMP_REACH

@@ -23,6 +23,13 @@ _MAX_STEP_RAD = 0.2
 _LIMIT_MARGIN = 0.02
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product over the last axis (np.cross is slow for these small arrays)."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
 def _frame_point_axis(kin: Kinematics, q: np.ndarray, frame: IKFrame) -> tuple:
     poses = kin.poses(q)
     if frame == "camera":
@@ -82,15 +89,16 @@ def solve_ik(
         point, axis, parent, links = _frame_point_axis(kin, q, frame)
         err[:3] = target - point
         # Rotating by axis x fwd (its norm is the sine of the angle) turns axis toward fwd.
-        err[3:] = _ORIENTATION_WEIGHT * np.cross(axis, fwd)
+        err[3:] = _ORIENTATION_WEIGHT * _cross(axis, fwd)
         angle = float(np.arccos(np.clip(axis @ fwd, -1.0, 1.0)))
         if np.linalg.norm(err[:3]) < pos_tol and angle < angle_tol:
             break
+        # Columns of the joints that move the frame: z_i x (p - o_i) and z_i.
+        moving = np.stack(links[: parent + 1])
+        z, arm = moving[:, :3, 2], point - moving[:, :3, 3]
         jac[:] = 0.0
-        for i in range(parent + 1):
-            z, o = links[i][:3, 2], links[i][:3, 3]
-            jac[:3, i] = np.cross(z, point - o)
-            jac[3:, i] = _ORIENTATION_WEIGHT * z
+        jac[:3, : parent + 1] = _cross(z, arm).T
+        jac[3:, : parent + 1] = _ORIENTATION_WEIGHT * z.T
         dq = jac.T @ np.linalg.solve(jac @ jac.T + damping**2 * np.eye(6), err)
         largest = float(np.max(np.abs(dq)))
         if largest > _MAX_STEP_RAD:

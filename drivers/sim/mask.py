@@ -30,7 +30,7 @@ def truth_mask(view: View, centre: np.ndarray, radius: float) -> np.ndarray:
         mu1, mv1 = min(-(-u1 // CELL), mw), min(-(-v1 // CELL), mh)
         if mu0 < mu1 and mv0 < mv1:
             x, y = view.sample_rays((mu0 * CELL, mv0 * CELL, mu1 * CELL, mv1 * CELL), _SS)
-            hit, _ = sphere_hits(x, y, c, radius)
+            hit = sphere_hits(x, y, c, radius)
             cover = block_mean(hit.astype(np.float32), CELL * _SS)
             mask[mv0:mv1, mu0:mu1] = cover >= 0.5
     u, v = view.project(c[None])[0]

@@ -44,7 +44,9 @@ class View:
     def project(self, points_cam: np.ndarray) -> np.ndarray:
         """Optical-frame points (N x 3) to pixel coordinates (N x 2); z must be positive."""
         p = np.atleast_2d(points_cam)
-        return np.stack([self.fx * p[:, 0] / p[:, 2] + self.cx, self.fy * p[:, 1] / p[:, 2] + self.cy], 1)
+        return np.stack(
+            [self.fx * p[:, 0] / p[:, 2] + self.cx, self.fy * p[:, 1] / p[:, 2] + self.cy], 1
+        )
 
     def box_around(self, centre_cam: np.ndarray, half: float) -> tuple[int, int, int, int] | None:
         """Clipped pixel box (u0, v0, u1, v1), end-exclusive, holding a cube's image; None if
@@ -74,37 +76,49 @@ class View:
         return ((us - self.cx) / self.fx)[None, :], ((vs - self.cy) / self.fy)[:, None]
 
 
-def sphere_hits(
+def ray_sphere(
     x: np.ndarray, y: np.ndarray, centre_cam: np.ndarray, radius: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Which rays (x, y, 1) hit a sphere, and the distance along each ray (inf on a miss)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rays (x, y, 1) against a sphere: hit flags, distance along each ray (in units of
+    the ray's length; 0 on a miss), and the ray terms a = |d|^2 and b = d . centre."""
     cx, cy, cz = centre_cam
     a = x * x + y * y + 1.0
     b = x * cx + y * cy + cz
     disc = b * b - a * (cx * cx + cy * cy + cz * cz - radius * radius)
     hit = (disc >= 0.0) & (b > 0.0)
-    t = np.where(hit, (b - np.sqrt(np.maximum(disc, 0.0))) / a, np.inf)
-    return hit, t
+    t = np.where(hit, (b - np.sqrt(np.maximum(disc, 0.0))) / a, 0.0)
+    return hit, t, a, b
+
+
+def sphere_hits(x: np.ndarray, y: np.ndarray, centre_cam: np.ndarray, radius: float) -> np.ndarray:
+    """Which rays (x, y, 1) hit a sphere."""
+    return ray_sphere(x, y, centre_cam, radius)[0]
 
 
 def block_mean(a: np.ndarray, k: int) -> np.ndarray:
     """Mean over non-overlapping k x k blocks (leading two axes divisible by k)."""
     h, w = a.shape[0] // k, a.shape[1] // k
-    return a.reshape(h, k, w, k, *a.shape[2:]).mean(axis=(1, 3))
+    if k == 1:
+        return a
+    return a.reshape(h, k, w, k, *a.shape[2:]).sum(axis=(1, 3)) * (1.0 / (k * k))
 
 
-def distortion_maps(intr: Intrinsics, max_scale: float = 2.0) -> tuple[Intrinsics, np.ndarray, np.ndarray]:
+def distortion_maps(
+    intr: Intrinsics, max_scale: float = 2.0
+) -> tuple[Intrinsics, np.ndarray, np.ndarray]:
     """How to turn a pinhole render into what a camera with `intr.dist` sees.
 
     Returns the pinhole canvas to render (same focal lengths, larger where the lens
     pulls in a wider view) and float32 maps for ``cv2.remap(canvas, mx, my)``: for each
     distorted output pixel, where its ray lands on the canvas.
     """
-    us, vs = np.meshgrid(np.arange(intr.width, dtype=np.float64), np.arange(intr.height, dtype=np.float64))
+    us, vs = np.meshgrid(
+        np.arange(intr.width, dtype=np.float64), np.arange(intr.height, dtype=np.float64)
+    )
     pts = np.stack([us.ravel(), vs.ravel()], 1)[:, None, :]
-    norm = cv2.undistortPointsIter(
-        pts, intr.matrix(), np.asarray(intr.dist, np.float64), None, None,
-        (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-9),
+    norm = cv2.undistortPoints(
+        pts, intr.matrix(), np.asarray(intr.dist, np.float64),
+        criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-9),
     )[:, 0, :]  # fmt: skip
     pu = intr.fx * norm[:, 0] + intr.cx
     pv = intr.fy * norm[:, 1] + intr.cy

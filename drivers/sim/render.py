@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from grasprt.drivers.sim import texture
-from grasprt.drivers.sim.optics import View, block_mean, distortion_maps, sphere_hits
+from grasprt.drivers.sim.optics import View, block_mean, distortion_maps, ray_sphere
 from grasprt.drivers.sim.scene import Ball, Disc, SceneSnapshot
 from grasprt.types import Intrinsics
 
@@ -27,7 +27,9 @@ _GRID_PX = 16  # spacing of the coarse lighting grid
 _NOISE_MARGIN = 64  # the noise bank has this many more rows; each frame takes a random window
 
 
-def _irradiance(light: np.ndarray, table_z: float, x: np.ndarray, y: np.ndarray, z: float) -> np.ndarray:
+def _irradiance(
+    light: np.ndarray, table_z: float, x: np.ndarray, y: np.ndarray, z: float
+) -> np.ndarray:
     """Direct light from a point source on a horizontal surface, 1.0 right under it on the table."""
     h0 = light[2] - table_z
     dz = light[2] - z
@@ -41,6 +43,9 @@ class Renderer:
     def __init__(self, intr: Intrinsics, noise_std: float = 2.0) -> None:
         self.intr = intr
         self.noise_std = noise_std
+        # Textures are made on first use; a first frame that takes a second would trip
+        # the loop's heartbeat watchdog.
+        texture.preload()
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
         self.canvas = Intrinsics(intr.width, intr.height, intr.fx, intr.fy, intr.cx, intr.cy)
         if intr.dist:
@@ -161,7 +166,9 @@ class Renderer:
         self, view: View, centre: np.ndarray, half: float
     ) -> tuple[int, int, int, int] | None:
         """Pixel box of a horizontal square on the table (its corners projected)."""
-        corners = centre + np.array([[sx * half, sy * half, 0.0] for sx in (-1, 1) for sy in (-1, 1)])
+        corners = centre + np.array(
+            [[sx * half, sy * half, 0.0] for sx in (-1, 1) for sy in (-1, 1)]
+        )
         cam = view.to_camera(corners)
         if cam[:, 2].min() <= 1e-4:
             return None
@@ -236,36 +243,32 @@ class Renderer:
             return
         u0, v0, u1, v1 = box
         area = (u1 - u0) * (v1 - v0)
-        ss = 4 if area <= 1600 else 2 if area <= 40000 else 1
+        ss = 4 if area <= 400 else 2 if area <= 40000 else 1
         x, y = view.sample_rays(box, ss)
-        hit, t = sphere_hits(x, y, c, ball.radius)
+        r = ball.radius
+        hit, t, a, b = ray_sphere(x, y, c, r)
         if not hit.any():
             return
-        t = np.where(hit, t, 0.0)
-        px, py, pz = t * x, t * y, t
-        nx, ny, nz = (px - c[0]) / ball.radius, (py - c[1]) / ball.radius, (pz - c[2]) / ball.radius
         to_light = view.rot.T @ (light - ball.centre)
-        lx, ly, lz = to_light / np.linalg.norm(to_light)
-        ndl = np.maximum(nx * lx + ny * ly + nz * lz, 0.0)
-        # Blinn-Phong highlight: the half vector between the light and the eye.
-        dist = np.sqrt(px * px + py * py + pz * pz) + 1e-12
-        hx, hy, hz = lx - px / dist, ly - py / dist, lz - pz / dist
-        hn = np.sqrt(hx * hx + hy * hy + hz * hz) + 1e-12
-        ndh = np.maximum((nx * hx + ny * hy + nz * hz) / hn, 0.0)
+        to_light /= np.linalg.norm(to_light)
+        # With the hit point t d and normal (t d - c) / r, every dot product reduces to
+        # the ray terms: n.L = (t d.L - c.L) / r, n.d = (t |d|^2 - d.c) / r.
+        d_l = x * to_light[0] + y * to_light[1] + to_light[2]
+        n_l = (t * d_l - c @ to_light) / r
+        d_len = np.sqrt(a)
+        n_v = (b - t * a) / (r * d_len)  # the normal against the unit ray back to the eye
+        # Blinn-Phong highlight: the half vector between the light and the eye, L + v.
+        half_len = np.sqrt(np.maximum(2.0 - 2.0 * d_l / d_len, 1e-12))
+        n_h = np.maximum((n_l + n_v) / half_len, 0.0)
         amb = snap.look.ambient
         h0 = light[2] - snap.table_z
         strength = (1.0 - amb) * h0**2 / float(np.sum((light - ball.centre) ** 2))
-        diffuse = amb + strength * ndl
-        gloss = strength * ball.specular * ndh**_SHININESS
-        rgb = np.asarray(ball.rgb) * gain
-        cover = block_mean(hit.astype(np.float32), ss)
-        colour = np.stack(
-            [
-                block_mean(np.where(hit, 255.0 * (ch * diffuse + g * gloss), 0.0), ss)
-                for ch, g in zip(rgb, gain, strict=True)
-            ],
-            -1,
-        ).astype(np.float32)
+        diffuse = np.where(hit, amb + strength * np.maximum(n_l, 0.0), 0.0)
+        gloss = np.where(hit, (strength * ball.specular) * n_h**_SHININESS, 0.0)
+        cover = block_mean(hit.astype(np.float32), ss)[..., None]
+        shade = block_mean(diffuse, ss)[..., None]
+        shine = block_mean(gloss, ss)[..., None]
+        colour = 255.0 * (np.asarray(ball.rgb) * gain * shade + gain * shine)
         patch = img[v0:v1, u0:u1]
-        patch *= (1.0 - cover)[..., None]
-        patch += colour
+        patch *= 1.0 - cover
+        patch += colour.astype(np.float32)

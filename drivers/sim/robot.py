@@ -58,7 +58,9 @@ class SimSawyer:
         self._require_connected()
         q = np.asarray(cmd.q, dtype=np.float64)
         if q.shape != (len(self.joint_names),):
-            raise DriverError(f"sim robot: command needs {len(self.joint_names)} joints, got {q.shape}")
+            raise DriverError(
+                f"sim robot: command needs {len(self.joint_names)} joints, got {q.shape}"
+            )
         if not np.all(np.isfinite(q)):
             self.refused += 1
             self.world.hold()

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grasprt.drivers.sim.texture import COUNT as TABLE_TEXTURES
+
 # Distractor colours (linear RGB, 0..1): none of them is the target's yellow.
 CLUTTER_RGB: tuple[tuple[float, float, float], ...] = (
     (0.95, 0.45, 0.05),  # orange
@@ -19,8 +21,6 @@ CLUTTER_RGB: tuple[tuple[float, float, float], ...] = (
     (0.10, 0.25, 0.75),  # blue
     (0.15, 0.15, 0.15),  # black
 )
-
-TABLE_TEXTURES = 4  # how many procedural table looks there are (see texture.py)
 
 
 @dataclass(frozen=True)

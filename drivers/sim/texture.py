@@ -8,7 +8,7 @@ episode varies a texture by rotating, shifting and lighting it, not by regenerat
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -33,8 +33,17 @@ def _fractal_noise(rng: np.random.Generator, size: int, octaves: int, base: int)
 
 def _streaks(rng: np.random.Generator, size: int, along: int) -> np.ndarray:
     """Fine fibres: noise stretched along the x axis (the grain direction)."""
-    grid = rng.uniform(-1.0, 1.0, (size, along)).astype(np.float32)
+    grid = rng.random((size, along), dtype=np.float32) * 2.0 - 1.0
     return cv2.resize(grid, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _coloured(field: np.ndarray, lo: float, hi: float, at_lo: tuple, at_hi: tuple) -> np.ndarray:
+    """Map a scalar field over [lo, hi] to RGB between two colours, via an 8-bit table."""
+    index = cv2.convertScaleAbs(field, alpha=255.0 / (hi - lo), beta=-255.0 * lo / (hi - lo))
+    ramp = np.linspace(0.0, 1.0, 256)[:, None]
+    a, b = np.asarray(at_lo), np.asarray(at_hi)
+    table = np.clip((a + (b - a) * ramp) * 255.0, 0, 255).astype(np.uint8)
+    return cv2.LUT(cv2.merge([index, index, index]), table.reshape(256, 1, 3))
 
 
 def _wood(seed: int, light: tuple, dark: tuple, ring_freq: float) -> np.ndarray:
@@ -42,22 +51,21 @@ def _wood(seed: int, light: tuple, dark: tuple, ring_freq: float) -> np.ndarray:
     s = SIZE_PX
     y = np.linspace(0.0, 1.0, s, dtype=np.float32)[:, None]
     warp = _fractal_noise(rng, s, 4, 3)
-    rings = 0.5 + 0.5 * np.sin(2 * np.pi * (ring_freq * y + 1.8 * warp))
-    rings = rings**3  # narrow dark latewood bands, wide light earlywood
-    fibres = _streaks(rng, s, 24)
-    t = np.clip(0.75 * rings + 0.15 * fibres + 0.1 * _fractal_noise(rng, s, 3, 16), 0.0, 1.0)
-    lo, hi = np.array(dark, np.float32), np.array(light, np.float32)
-    return hi + (lo - hi) * t[..., None]
+    rings = 0.5 + 0.5 * np.sin(np.float32(2 * np.pi) * (np.float32(ring_freq) * y + warp))
+    rings = rings * rings * rings  # narrow dark latewood bands, wide light earlywood
+    grain = 0.75 * rings + 0.15 * _streaks(rng, s, 24) + 0.1 * _fractal_noise(rng, s, 3, 16)
+    return _coloured(grain, 0.0, 1.0, light, dark)
 
 
 def _laminate(seed: int, colour: tuple, speckle: float) -> np.ndarray:
     rng = np.random.default_rng(seed)
     s = SIZE_PX
-    base = np.array(colour, np.float32)
     shade = 1.0 + 0.05 * _fractal_noise(rng, s, 4, 4)
-    dots = rng.uniform(-1.0, 1.0, (s, s)).astype(np.float32)
-    dots = cv2.GaussianBlur(dots, (0, 0), 0.8) * speckle
-    return base * (shade + dots)[..., None]
+    dots = rng.random((s, s), dtype=np.float32) * 2.0 - 1.0
+    shade += cv2.GaussianBlur(dots, (0, 0), 0.8) * speckle
+    dim = tuple(0.6 * c for c in colour)
+    bright = tuple(1.4 * c for c in colour)
+    return _coloured(shade, 0.6, 1.4, dim, bright)
 
 
 _MAKERS = (
@@ -66,10 +74,17 @@ _MAKERS = (
     lambda: _laminate(13, (0.55, 0.56, 0.56), 0.25),  # grey lab bench
     lambda: _laminate(14, (0.80, 0.78, 0.72), 0.08),  # pale melamine
 )
+COUNT = len(_MAKERS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def table_texture(index: int) -> tuple[np.ndarray, np.ndarray]:
     """(full, half-resolution) uint8 RGB images of texture `index` (0-based)."""
-    rgb = np.clip(_MAKERS[index % len(_MAKERS)]() * 255.0, 0, 255).astype(np.uint8)
+    rgb = _MAKERS[index % COUNT]()
     return rgb, cv2.pyrDown(rgb)
+
+
+def preload() -> None:
+    """Make every texture now (about a second), not in the middle of a timed loop."""
+    for index in range(COUNT):
+        table_texture(index)

@@ -17,8 +17,12 @@ import numpy as np
 
 from grasprt.drivers.sim.arm import ArmDynamics
 from grasprt.drivers.sim.config import SimConfig
-from grasprt.drivers.sim.grasp import CloseOutcome, classify_close, closed_on_sphere
-from grasprt.drivers.sim.grasp import sphere_in_fingers as _rel
+from grasprt.drivers.sim.grasp import (
+    CloseOutcome,
+    classify_close,
+    closed_on_sphere,
+    sphere_in_fingers,
+)
 from grasprt.drivers.sim.ik import solve_ik
 from grasprt.drivers.sim.scene import CLUTTER_RGB, Ball, Disc, SceneSnapshot, draw_look
 from grasprt.drivers.sim.target import TargetSphere
@@ -58,6 +62,8 @@ class SimWorld:
         other draw is the same as without it, so a grid position's repeats differ only
         by their seeds.
         """
+        if sphere_xy is not None and not all(math.isfinite(v) for v in sphere_xy):
+            raise ConfigError(f"sphere position {sphere_xy} must be finite")
         scene = self.config.scene
         rng_place, rng_events, rng_sensor, rng_look = (
             np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
@@ -72,11 +78,9 @@ class SimWorld:
             x0, x1, y0, y1 = scene.workspace
             drawn = (rng_place.uniform(x0, x1), rng_place.uniform(y0, y1))
             if sphere_xy is not None:
-                if not all(math.isfinite(v) for v in sphere_xy):
-                    raise ConfigError(f"sphere position {sphere_xy} must be finite")
                 drawn = (float(sphere_xy[0]), float(sphere_xy[1]))
             heading = rng_place.uniform(-np.pi, np.pi)
-            speed = scene.moving_speed if scene.moving else 0.0
+            speed = scene.moving_speed if self.config.moving else 0.0
             self.sphere.place(drawn, speed * np.array([np.cos(heading), np.sin(heading)]))
             self.arm.reset(self._start_pose(rng_place))
             self.bias = rng_place.normal(0.0, self.config.gap.bias_std, 7)
@@ -87,11 +91,15 @@ class SimWorld:
     def _start_pose(self, rng: np.random.Generator) -> np.ndarray:
         scene = self.config.scene
         x0, x1, y0, y1 = scene.workspace
-        above = (rng.uniform(x0, x1), rng.uniform(y0, y1), scene.table_z + rng.uniform(*scene.start_height))
+        above = (
+            rng.uniform(x0, x1),
+            rng.uniform(y0, y1),
+            scene.table_z + rng.uniform(*scene.start_height),
+        )
         q = solve_ik(self.kin, np.asarray(SAWYER.neutral), above, frame="camera")
         noise = rng.uniform(-scene.start_joint_noise, scene.start_joint_noise, 7)
         noisy = np.clip(q + noise, SAWYER.lower, SAWYER.upper)
-        # Joint noise must not put the hand into the table (it cannot at these heights).
+        # A guard for low custom start heights: joint noise must not start the hand in the table.
         return noisy if self.kin.lowest_point_z(noisy) > scene.table_z + 0.02 else q
 
     def _draw_clutter(self, rng: np.random.Generator) -> tuple[Ball | Disc, ...]:
@@ -99,7 +107,7 @@ class SimWorld:
         x0, x1, y0, y1 = scene.workspace
         placed: list[Ball | Disc] = []
         keep_off = [(self.sphere.pos[:2], scene.sphere_radius)]
-        for _ in range(scene.clutter_count):
+        for _ in range(self.config.clutter):
             is_ball = rng.random() < 0.5
             radius = rng.uniform(0.008, 0.025) if is_ball else rng.uniform(0.01, 0.03)
             rgb = CLUTTER_RGB[int(rng.integers(len(CLUTTER_RGB)))]
@@ -116,6 +124,10 @@ class SimWorld:
         return tuple(placed)
 
     # ---- time -----------------------------------------------------------------------
+
+    @property
+    def table_z(self) -> float:
+        return self.config.scene.table_z
 
     @property
     def time(self) -> float:
@@ -136,9 +148,10 @@ class SimWorld:
         self.advance_to(self.clock.now())
 
     def _at_rest(self) -> bool:
-        g_rest = (self._grip_closed_at if self.sphere.in_hand is not None else 1.0) if (
-            self.arm.gripper_closed
-        ) else 0.0
+        if not self.arm.gripper_closed:
+            g_rest = 0.0
+        else:
+            g_rest = self._grip_closed_at if self.sphere.in_hand is not None else 1.0
         return self.arm.settled() and self.gripper == g_rest and not self.sphere.rolling
 
     def _step(self) -> None:
@@ -164,7 +177,8 @@ class SimWorld:
             spec, radius = SAWYER.gripper, self.sphere.radius
             outcome = classify_close(hand, spec, self.sphere.pos, radius)
             if outcome is CloseOutcome.GRASP:
-                self.sphere.attach(hand, _rel(hand, spec, self.sphere.pos), spec.fingertip_offset)
+                rel = sphere_in_fingers(hand, spec, self.sphere.pos)
+                self.sphere.attach(hand, rel, spec.fingertip_offset)
                 self.gripper = self._grip_closed_at
             elif outcome is CloseOutcome.BUMP:
                 heading = self._events.uniform(-np.pi, np.pi)
@@ -271,3 +285,4 @@ class SimWorld:
                 clutter=self.clutter,
                 look=self.look,
             )
+

@@ -63,6 +63,15 @@ def charuco_texture(board: CharucoBoard, ppm: float = 3000.0) -> Texture:
     return Texture(img, ppm_x, (m / ppm_x, m / ppm_x), (img.shape[1] / ppm_x, img.shape[0] / ppm_x))
 
 
+def bent(texture: Texture, amplitude: float) -> Texture:
+    """The same sheet, buckled: corners shifted up to ``amplitude`` metres in its plane."""
+    h, w = texture.image.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    shift = amplitude * texture.ppm * np.sin(2 * np.pi * yy / (0.6 * h))
+    warped = cv2.remap(texture.image, xx + shift, yy, cv2.INTER_LINEAR, borderValue=255)
+    return Texture(warped, texture.ppm, texture.origin, texture.size)
+
+
 @functools.lru_cache(maxsize=4)
 def _rays(camera: Intrinsics, supersample: int) -> np.ndarray:
     """Undistorted normalized coordinates of every supersampled pixel (H*S x W*S x 2)."""
@@ -85,7 +94,7 @@ def render(
     rng: np.random.Generator,
     noise: float = 2.0,
     blur: float = 0.6,
-    supersample: int = 3,
+    supersample: int = 2,
 ) -> np.ndarray:
     """The grey image ``camera`` takes of the board at pose (rvec, tvec)."""
     rays = _rays(camera, supersample)
@@ -126,10 +135,16 @@ def project(camera: Intrinsics, points: np.ndarray, rvec: np.ndarray, tvec: np.n
     return px.reshape(-1, 2)
 
 
+def texture_outline(texture: Texture) -> np.ndarray:
+    """The printed sheet's four corners in board coordinates (4 x 3, metres)."""
+    x0, y0 = -texture.origin[0], -texture.origin[1]
+    x1, y1 = x0 + texture.size[0], y0 + texture.size[1]
+    return np.array([[x0, y0, 0], [x1, y0, 0], [x1, y1, 0], [x0, y1, 0]], np.float64)
+
+
 def random_poses(
     camera: Intrinsics,
     texture: Texture,
-    corners: np.ndarray,
     n: int,
     rng: np.random.Generator,
     *,
@@ -137,7 +152,12 @@ def random_poses(
     depth: tuple[float, float] = (0.32, 0.6),
     tilt_deg: float = 40.0,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Poses spread over the image, depths and tilts, with every corner in view."""
+    """Poses spread over the image, depths and tilts, with the whole sheet in view."""
+    outline = texture_outline(texture)
+    # Points along the sheet's edges, not only its corners: barrel distortion bows the
+    # edges outwards past the corners.
+    t = np.linspace(0.0, 1.0, 12)[:, None]
+    corners = np.vstack([outline[i] + t * (outline[(i + 1) % 4] - outline[i]) for i in range(4)])
     centre = np.array(
         [texture.size[0] / 2 - texture.origin[0], texture.size[1] / 2 - texture.origin[1], 0.0]
     )
@@ -170,7 +190,6 @@ def write_views(
     folder: Path,
     camera: Intrinsics,
     texture: Texture,
-    corners: np.ndarray,
     n: int,
     seed: int,
     **pose_args: float,
@@ -178,7 +197,7 @@ def write_views(
     """Render ``n`` views into ``folder`` as view_NN.png; returns their poses."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    poses = random_poses(camera, texture, corners, n, rng, **pose_args)
+    poses = random_poses(camera, texture, n, rng, **pose_args)
     for i, (rvec, tvec) in enumerate(poses):
         img = render(camera, texture, rvec, tvec, rng=rng)
         cv2.imwrite(str(folder / f"view_{i:02d}.png"), img)

@@ -17,7 +17,7 @@ import pytest
 from mcap.reader import make_reader
 
 from grasprt.errors import ConfigError
-from grasprt.runtime.record_reader import MAGIC, Record, iter_frames, read_record
+from grasprt.runtime.record_reader import MAGIC, Record, iter_frames, read_record, repair_record
 from grasprt.runtime.record_schema import (
     CYCLE_TOPIC,
     EVENT_TOPIC,
@@ -647,6 +647,20 @@ def test_a_killed_process_leaves_every_finished_chunk_readable(tmp_path: Path) -
         assert cycle == {"step": k, "q": q.tolist()}
         assert mask is not None
         np.testing.assert_array_equal(mask, want.astype(np.uint8) * 255)
+
+    # A repaired copy is a finished, indexed MCAP with the same content.
+    fixed = tmp_path / "repaired.mcap"
+    assert repair_record(path, fixed) == 1 + 2 * n  # run, then a cycle and a mask each
+    with open(fixed, "rb") as f:
+        summary = make_reader(f, validate_crcs=True).get_summary()
+    assert summary is not None and summary.chunk_indexes
+    again = read_record(fixed)
+    assert again.complete and again.damage is None
+    assert again.cycles == record.cycles and again.run == record.run
+    for a, b in zip(again.masks, record.masks, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError, match="cannot create"):
+        repair_record(path, fixed)  # never overwrites
 
 
 def test_a_file_cut_anywhere_reads_as_a_prefix_of_the_run(tmp_path: Path) -> None:

@@ -33,8 +33,24 @@ def test_run_sim_without_torch(tmp_path: Path) -> None:
     out = tmp_path / "run.json"
     rec = tmp_path / "run.mcap"
     proc = subprocess.run(
-        [sys.executable, "-c", BLOCK_TORCH, "run", "--robot", "sim", "--fast", "--episodes", "2",
-         "--max-steps", "20", "--json", str(out), "--record", str(rec), "--quiet"],
+        [
+            sys.executable,
+            "-c",
+            BLOCK_TORCH,
+            "run",
+            "--robot",
+            "sim",
+            "--fast",
+            "--episodes",
+            "2",
+            "--max-steps",
+            "20",
+            "--json",
+            str(out),
+            "--record",
+            str(rec),
+            "--quiet",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

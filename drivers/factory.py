@@ -1,0 +1,190 @@
+"""Camera specs (the ``--camera`` strings) and the cameras they make.
+
+A spec is ``KIND[:TARGET][@WxH[xFPS]][,OPTION...]``, e.g. ``realsense:123456789012@640x480x30``
+or ``opencv:clip.mp4,loop,pace=fast``. A ``gst:`` spec is a GStreamer pipeline taken
+whole (its commas belong to the pipeline). Drivers are imported only when used, so a
+robot PC without pyrealsense2 can still use a webcam.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from grasprt.errors import ConfigError, DriverError
+from grasprt.types import Camera, Clock
+
+CAMERA_SPEC_FORMS = (
+    "sim, realsense[:SERIAL|:FILE.db3|:FILE.bag][@WxH[xFPS]], "
+    "opencv:INDEX|/dev/videoN|FILE[@WxH[xFPS]], gst:PIPELINE"
+)
+
+CAMERA_SPEC_HELP = (
+    "Camera: sim | realsense[:SERIAL|:FILE.db3|:FILE.bag] | opencv:INDEX|/dev/videoN|FILE | "
+    "gst:PIPELINE. Append @WxH or @WxHxFPS to pick a mode and ,OPTION for options: "
+    "loop and pace=fast (recordings, video files), settle=N (frames dropped at start), "
+    "fourcc=MJPG (V4L2). E.g. realsense:123456789012@640x480x30, opencv:0@1280x720x30,"
+    "fourcc=MJPG, opencv:clip.mp4,loop. `grasprt devices` lists what is connected."
+)
+
+_HEAD = re.compile(
+    r"(?P<kind>[a-z]+)(?::(?P<target>.*?))?(?:@(?P<width>\d+)x(?P<height>\d+)(?:x(?P<fps>\d+))?)?"
+)
+_SERIAL = re.compile(r"[A-Za-z0-9_-]+")
+_RECORDING_SUFFIXES = (".db3", ".bag")
+_BOOL = {"": True, "1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """A parsed ``--camera`` string. ``target`` is a serial, file, device or pipeline."""
+
+    kind: str  # "sim" | "realsense" | "opencv" | "gst"
+    target: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: int | None = None
+    loop: bool = False
+    pace: bool = True
+    settle: int | None = None
+    fourcc: str | None = None
+
+    @property
+    def is_file(self) -> bool:
+        """A recording or video file (as opposed to a live device)."""
+        if self.target is None or self.kind not in ("realsense", "opencv"):
+            return False
+        if self.kind == "realsense":
+            return self.target.lower().endswith(_RECORDING_SUFFIXES)
+        return not (self.target.isdigit() or self.target.startswith("/dev/"))
+
+
+def _bad(spec: str, why: str | None = None) -> ConfigError:
+    reason = f"{why}; " if why else ""
+    return ConfigError(f"bad camera spec {spec!r}: {reason}use {CAMERA_SPEC_FORMS}")
+
+
+def parse_camera_spec(spec: str) -> CameraSpec:
+    """Parse a ``--camera`` string; ConfigError (one line) if it is not one."""
+    text = spec.strip()
+    if text.startswith("gst:"):
+        pipeline = text[4:].strip()
+        if not pipeline:
+            raise _bad(spec, "gst: needs a pipeline")
+        return CameraSpec("gst", pipeline)
+    head, *options = text.split(",")
+    match = _HEAD.fullmatch(head)
+    if match is None or match["kind"] not in ("sim", "realsense", "opencv"):
+        raise _bad(spec)
+    kind = match["kind"]
+    target = match["target"] or None
+    size = [int(v) if v else None for v in (match["width"], match["height"], match["fps"])]
+    if kind == "sim" and (target or any(size) or options):
+        raise _bad(spec, "sim takes no target, mode or options")
+    if kind == "opencv" and target is None:
+        raise _bad(spec, "opencv: needs a device index, /dev/video path or video file")
+    recording_or_serial = target is None or (
+        target.lower().endswith(_RECORDING_SUFFIXES) or _SERIAL.fullmatch(target) is not None
+    )
+    if kind == "realsense" and not recording_or_serial:
+        raise _bad(spec, f"{target!r} is neither a serial number nor a .db3/.bag recording")
+    if any(v == 0 for v in size):
+        raise _bad(spec, "width, height and fps must be positive")
+    parsed = CameraSpec(kind, target, *size)
+    return _with_options(spec, parsed, options)
+
+
+def _with_options(spec: str, parsed: CameraSpec, options: list[str]) -> CameraSpec:
+    values: dict[str, object] = {}
+    for option in options:
+        key, _, value = option.strip().partition("=")
+        key = key.strip().lower()
+        value = value.strip()
+        if key in ("loop", "pace") and not parsed.is_file:
+            raise _bad(spec, f"{key} applies to recordings and video files only")
+        if key == "loop":
+            if value.lower() not in _BOOL:
+                raise _bad(spec, f"loop takes no value or 0/1, not {value!r}")
+            values["loop"] = _BOOL[value.lower()]
+        elif key == "pace":
+            if value not in ("file", "fast"):
+                raise _bad(spec, f"pace is 'file' (recorded rate) or 'fast', not {value!r}")
+            values["pace"] = value == "file"
+        elif key == "settle":
+            if not value.isdigit():
+                raise _bad(spec, f"settle takes a frame count, not {value!r}")
+            values["settle"] = int(value)
+        elif key == "fourcc" and parsed.kind == "opencv" and not parsed.is_file:
+            if len(value) != 4:
+                raise _bad(spec, f"fourcc takes 4 characters (e.g. MJPG), not {value!r}")
+            values["fourcc"] = value
+        else:
+            raise _bad(spec, f"unknown option {option.strip()!r} for {parsed.kind}")
+    if parsed.kind == "opencv" and parsed.is_file and parsed.width is not None:
+        raise _bad(spec, "a video file plays at its own size and rate: drop the @mode")
+    return replace(parsed, **values)
+
+
+def make_camera(
+    spec: str,
+    *,
+    clock: Clock | None = None,
+    calibration: str | None = None,
+    sim_camera_factory: Callable[[], Camera] | None = None,
+) -> Camera:
+    """The camera a ``--camera`` string names (not yet connected).
+
+    ``calibration`` is a ROS camera_info YAML: it gives an OpenCV camera its
+    intrinsics and overrides a RealSense's factory ones.
+    """
+    parsed = parse_camera_spec(spec)
+    name = spec.strip()
+    if parsed.kind == "sim":
+        if sim_camera_factory is None:
+            raise DriverError("the sim camera needs --robot sim")
+        if calibration is not None:
+            raise ConfigError(
+                "--calibration does not apply to the sim camera (it knows its optics)"
+            )
+        return sim_camera_factory()
+    if calibration is not None and not Path(calibration).is_file():
+        raise ConfigError(f"no such calibration file: {calibration}")
+    if parsed.kind == "realsense":
+        from grasprt.drivers.realsense import RealSenseCamera
+
+        return RealSenseCamera(
+            None if parsed.is_file else parsed.target,
+            recording=parsed.target if parsed.is_file else None,
+            width=parsed.width,
+            height=parsed.height,
+            fps=parsed.fps,
+            loop=parsed.loop,
+            pace=parsed.pace,
+            settle_frames=parsed.settle,
+            calibration=calibration,
+            clock=clock,
+            name=name,
+        )
+    from grasprt.drivers.opencv_camera import OpenCVCamera
+
+    assert parsed.target is not None  # parse_camera_spec guarantees one for opencv and gst
+    if parsed.kind == "gst":
+        return OpenCVCamera(
+            parsed.target, kind="gstreamer", calibration=calibration, clock=clock, name=name
+        )
+    return OpenCVCamera(
+        parsed.target,
+        kind="file" if parsed.is_file else "device",
+        width=parsed.width,
+        height=parsed.height,
+        fps=parsed.fps,
+        fourcc=parsed.fourcc,
+        loop=parsed.loop,
+        pace=parsed.pace,
+        settle_frames=parsed.settle,
+        calibration=calibration,
+        clock=clock,
+        name=name,
+    )

@@ -1,0 +1,270 @@
+"""The loop end to end on the simulated Sawyer, with real ONNX Runtime sessions.
+
+Faults are injected the way they happen on a robot: a camera that stops delivering,
+a robot whose state stops updating, a controller that emits NaN, a model too slow for
+the period, and a model that hangs. In each, the arm must end holding still with no
+command after the fault. `CountingRobot` wraps the simulated robot to see every call
+the robot receives (our own interface, not a stand-in for anything external).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bundle_factory import (
+    color_segmenter,
+    constant_controller,
+    nan_controller,
+    ramp_controller,
+    write_bundle,
+)
+
+from grasprt.config import RunConfig
+from grasprt.drivers.sim.config import FaultConfig, SimConfig, gap_preset
+from grasprt.profiles import SAWYER
+from grasprt.runtime.clock import SimClock
+from grasprt.runtime.record_reader import read_record
+from grasprt.runtime.runner import Drivers, Run, sim_drivers
+from grasprt.runtime.watchdog import StalenessConfig
+from grasprt.types import JointCommand, RobotState
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class CountingRobot:
+    """Passes everything to the real simulated robot and logs each call in order."""
+
+    def __init__(self, robot) -> None:
+        self._robot = robot
+        self.name = robot.name
+        self.joint_names = robot.joint_names
+        self.calls: list[tuple[str, str]] = []  # (kind, thread name)
+        self.commands: list[JointCommand] = []
+
+    def connect(self) -> None:
+        self._robot.connect()
+
+    def disconnect(self) -> None:
+        self._robot.disconnect()
+
+    def read_state(self) -> RobotState:
+        return self._robot.read_state()
+
+    def command(self, cmd: JointCommand) -> None:
+        self.calls.append(("command", threading.current_thread().name))
+        self.commands.append(cmd)
+        self._robot.command(cmd)
+
+    def hold(self) -> None:
+        self.calls.append(("hold", threading.current_thread().name))
+        self._robot.hold()
+
+    def kinds_after_first(self, kind: str) -> list[str]:
+        kinds = [k for k, _ in self.calls]
+        return kinds[kinds.index(kind) :] if kind in kinds else []
+
+
+def make_run(
+    tmp_path: Path,
+    controller=None,
+    *,
+    fast: bool = True,
+    faults: FaultConfig | None = None,
+    record: bool = False,
+    max_steps: int = 40,
+    episodes: int = 1,
+    watchdog: StalenessConfig | None = None,
+    gap: str = "none",
+    action_scale: float = 0.05,
+) -> tuple[Run, Drivers, CountingRobot]:
+    bundle = write_bundle(
+        tmp_path / "bundle",
+        color_segmenter(),
+        controller or ramp_controller(list(SAWYER.neutral)),
+        action_scale=[action_scale] * 7,
+    )
+    cfg = RunConfig(
+        robot="sim",
+        bundle=str(bundle),
+        fast=fast,
+        episodes=episodes,
+        max_steps=max_steps,
+        record=str(tmp_path / "run.mcap") if record else None,
+        watchdog=watchdog or StalenessConfig(),
+    )
+    sim = SimConfig(gap=gap_preset(gap), faults=faults or FaultConfig())
+    drivers = sim_drivers(cfg, SAWYER, sim)
+    robot = CountingRobot(drivers.robot)
+    drivers = replace(drivers, robot=robot)
+    return Run(cfg, drivers=drivers), drivers, robot
+
+
+def test_healthy_run_commands_every_step_and_records_it(tmp_path: Path) -> None:
+    run, _, robot = make_run(tmp_path, record=True, max_steps=30, episodes=2)
+    report = run.execute()
+    s = report.summary()
+    assert s["episodes"] == 2 and not s["faults"] and s["overruns"] == 0
+    assert s["steps"] == 60
+    assert len(robot.commands) == 60
+    assert all(np.all(np.isfinite(c.q)) for c in robot.commands)
+    # The stage times tile the cycle: their sum is the cycle time, less a sliver.
+    stage_sum = sum(v["p50"] for v in s["stages"].values())
+    assert stage_sum == pytest.approx(s["cycle_ms"]["p50"], rel=0.25)
+
+    rec = read_record(tmp_path / "run.mcap")
+    assert rec.complete
+    assert len(rec.cycles) == 60
+    assert all(m is not None and m.shape == (100, 100) for m in rec.masks)
+    assert rec.run["config"]["max_steps"] == 30
+    assert rec.summary["steps"] == 60
+    ends = [e for e in rec.events if e["kind"] == "episode_end"]
+    assert [e["episode"] for e in ends] == [0, 1]
+    # What was commanded is what the limiter decided, cycle by cycle.
+    np.testing.assert_allclose(rec.cycles[5]["command"], robot.commands[5].q, atol=1e-6)
+
+
+def test_same_seed_same_commands(tmp_path: Path) -> None:
+    a, _, ra = make_run(tmp_path / "a", max_steps=25, gap="default")
+    b, _, rb = make_run(tmp_path / "b", max_steps=25, gap="default")
+    a.execute()
+    b.execute()
+    assert len(ra.commands) == len(rb.commands) == 25
+    for ca, cb in zip(ra.commands, rb.commands, strict=True):
+        np.testing.assert_array_equal(ca.q, cb.q)
+
+
+def test_every_command_is_within_one_limited_step(tmp_path: Path) -> None:
+    # A controller that asks for a huge jump every cycle: the limiter must cut it.
+    run, _, robot = make_run(
+        tmp_path, constant_controller([1.0] * 7 + [0.0]), max_steps=20, action_scale=0.5
+    )
+    report = run.execute()
+    assert report.summary()["limited_steps"] == 20
+    max_step = np.array(SAWYER.velocity) * 0.5 / 10.0
+    prev = None
+    for c in robot.commands:
+        if prev is not None:
+            assert np.all(np.abs(c.q - prev) <= max_step + 1e-9)
+        prev = c.q
+
+
+def test_nan_controller_faults_and_nothing_moves_after(tmp_path: Path) -> None:
+    run, _, robot = make_run(tmp_path, nan_controller(3), record=True)
+    report = run.execute()
+    assert report.fault is not None and "non-finite" in report.fault
+    assert robot.commands == []  # the very first action was NaN: nothing was commanded
+    assert robot.calls and robot.calls[-1][0] == "hold"
+    rec = read_record(tmp_path / "run.mcap")
+    assert rec.complete
+    assert rec.cycles[-1]["verdict"] == "fault"
+    assert np.isnan(rec.cycles[-1]["action"][3])  # recorded as it came, NaN restored
+
+
+def test_stalled_camera_holds_then_stops(tmp_path: Path) -> None:
+    run, _, robot = make_run(tmp_path, faults=FaultConfig(camera_freeze_after_s=1.0), max_steps=100)
+    report = run.execute()
+    ep = report.episodes[0]
+    assert ep.fault is not None and "frame" in ep.fault
+    assert ep.holds >= 1  # stale first (hold), then too stale (stop)
+    assert (
+        robot.kinds_after_first("hold")
+        and "command"
+        not in robot.kinds_after_first("hold")[
+            robot.kinds_after_first("hold").index("hold") + ep.holds :
+        ]
+    )
+    # Frames stopped at 1.0 s: a stop comes frame_stop_s later, well before 100 steps.
+    assert ep.steps < 100
+
+
+def test_stale_robot_state_stops(tmp_path: Path) -> None:
+    run, _, robot = make_run(tmp_path, faults=FaultConfig(state_stall_after_s=0.5), max_steps=100)
+    report = run.execute()
+    assert report.fault is not None and "state" in report.fault
+    assert robot.calls[-1][0] == "hold"
+
+
+class SlowPipeline:
+    """The real pipeline, with each segmenter call costing `cost_s` of simulated time."""
+
+    def __init__(self, pipeline, clock: SimClock, cost_s: float) -> None:
+        self._p = pipeline
+        self._clock = clock
+        self._cost = cost_s
+
+    def segment(self, view):
+        self._clock.advance(self._cost)
+        return self._p.segment(view)
+
+    def __getattr__(self, name):
+        return getattr(self._p, name)
+
+
+def test_slow_model_overrun_streak_stops(tmp_path: Path) -> None:
+    run, drivers, robot = make_run(tmp_path, max_steps=50)
+    run.pipeline = SlowPipeline(run.pipeline, drivers.clock, 0.25)
+    report = run.execute()
+    ep = report.episodes[0]
+    assert ep.fault is not None and "overrun" in ep.fault
+    assert ep.overruns >= 5
+    assert robot.calls[-1][0] == "hold"
+
+
+class HangingPipeline:
+    """The real pipeline, hanging once inside the segmenter (a deadlock, a GC pause)."""
+
+    def __init__(self, pipeline, hang_at: int, release: threading.Event) -> None:
+        self._p = pipeline
+        self._n = 0
+        self._hang_at = hang_at
+        self._release = release
+        self.hung = threading.Event()
+
+    def segment(self, view):
+        self._n += 1
+        if self._n == self._hang_at:
+            self.hung.set()
+            self._release.wait(timeout=10.0)
+        return self._p.segment(view)
+
+    def __getattr__(self, name):
+        return getattr(self._p, name)
+
+
+def test_hung_loop_watchdog_holds_from_its_own_thread(tmp_path: Path) -> None:
+    run, _, robot = make_run(
+        tmp_path, fast=False, max_steps=60, watchdog=StalenessConfig(heartbeat_s=0.3)
+    )
+    release = threading.Event()
+    hanging = HangingPipeline(run.pipeline, hang_at=5, release=release)
+    run.pipeline = hanging
+
+    def release_after_trip() -> None:
+        hanging.hung.wait(timeout=30)
+        # Let the watchdog see the loop is dead, then unblock the loop.
+        deadline = threading.Event()
+        for _ in range(100):
+            if any(t != "MainThread" for k, t in robot.calls if k == "hold"):
+                break
+            deadline.wait(0.05)
+        release.set()
+
+    helper = threading.Thread(target=release_after_trip)
+    helper.start()
+    report = run.execute()
+    helper.join()
+    assert report.fault is not None and "heartbeat" in report.fault
+    watchdog_holds = [
+        i for i, (k, t) in enumerate(robot.calls) if k == "hold" and t != "MainThread"
+    ]
+    assert watchdog_holds, "the watchdog thread never told the robot to hold"
+    after = [k for k, _ in robot.calls[watchdog_holds[0] :]]
+    assert "command" not in after[1:] or after[-1] == "hold"
+    # The loop woke up after the latch: whatever it computed was refused, and the last
+    # word the robot heard was hold.
+    assert robot.calls[-1][0] == "hold"
+    assert run.loop is not None and run.loop.gate.latched

@@ -23,6 +23,8 @@ PROVIDERS = {
     "openvino": "OpenVINOExecutionProvider",
 }
 
+PRECISIONS = ("fp32", "int8", "fp16")
+
 _OPT_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -41,6 +43,12 @@ class InferenceConfig:
     # Spinning worker threads burn a core between runs: at 10 Hz that buys a few
     # microseconds of wake-up and costs a core the camera thread needs. Off by default.
     allow_spinning: bool = False
+    # One session run per cycle (segmenter, threshold and controller composed into one
+    # graph at load time, see fused.py) instead of two. `grasprt bench` measures both.
+    fused: bool = False
+    # Segmenter precision: fp32 (the bundle as is), or a reduced one built at load time
+    # and admitted only when its masks match fp32's (IoU gate, see quantize.py).
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
@@ -53,6 +61,10 @@ class InferenceConfig:
             raise ConfigError(
                 f"unknown graph optimisation {self.graph_optimization!r}; "
                 f"choose one of {', '.join(_OPT_LEVELS)}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"
             )
 
 
@@ -108,9 +120,24 @@ class Pipeline:
 
     The arrays ``image``, ``mask``, ``state`` are the bound inputs; ``prob`` and
     ``action`` the bound outputs. Callers write into inputs with ``np.copyto``.
+
+    Two-model path (``fused=False``): each call runs what its name says.
+
+    Fused path (``fused=True``): the loop's three calls stay the same, but the work
+    moves to the one fused session. ``segment`` stages the image, ``threshold`` returns
+    the mask buffer, and ``control`` runs the fused graph, which fills ``prob``,
+    ``mask`` and ``action`` together; read them after ``control``. ``set_mask``
+    (``--gt-mask``) switches that cycle to the separate controller session.
+    ``segment_now`` always runs the segmenter alone, for callers that want a mask only.
     """
 
-    def __init__(self, bundle: Bundle, cfg: InferenceConfig | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        cfg: InferenceConfig | None = None,
+        *,
+        segmenter_bytes: bytes | None = None,
+    ) -> None:
         self.cfg = cfg or InferenceConfig()
         self.threshold_value = np.float32(bundle.mask_threshold)
         self.image = np.zeros((1, 400, 400, 3), dtype=np.uint8)
@@ -119,8 +146,14 @@ class Pipeline:
         self.state = np.zeros((1, 8), dtype=np.float32)
         self.action = np.zeros((1, 8), dtype=np.float32)
         self._above = np.zeros((1, 1, 100, 100), dtype=bool)
+        seg_model = segmenter_bytes
+        if seg_model is None and self.cfg.precision != "fp32":
+            from grasprt.runtime.quantize import reduced_segmenter
+
+            seg_model = reduced_segmenter(bundle, self.cfg.precision, self.cfg).model
+        self.segmenter_model = seg_model or bundle.segmenter_bytes
         self.segmenter = _Bound(
-            make_session(bundle.segmenter_bytes, self.cfg),
+            make_session(self.segmenter_model, self.cfg),
             {"image": self.image},
             {"mask": self.prob},
         )
@@ -129,14 +162,40 @@ class Pipeline:
             {"mask": self.mask, "state": self.state},
             {"action": self.action},
         )
+        self.fused: _Bound | None = None
+        if self.cfg.fused:
+            from grasprt.runtime.fused import fused_bytes
+
+            model = fused_bytes(
+                self.segmenter_model, bundle.controller_bytes, bundle.mask_threshold
+            )
+            self.fused = _Bound(
+                make_session(model, self.cfg),
+                {"image": self.image, "state": self.state},
+                {"action": self.action, "mask": self.mask, "prob": self.prob},
+            )
+        self._staged = False
+        self._mask_given = False
 
     def segment(self, view: np.ndarray) -> np.ndarray:
+        np.copyto(self.image[0], view)
+        if self.fused is not None:
+            self._staged = True
+            self._mask_given = False
+            return self.prob
+        self.segmenter.run()
+        return self.prob
+
+    def segment_now(self, view: np.ndarray) -> np.ndarray:
+        """The segmenter alone, whichever path the loop uses."""
         np.copyto(self.image[0], view)
         self.segmenter.run()
         return self.prob
 
     def threshold(self, prob: np.ndarray | None = None) -> np.ndarray:
         """Binary mask for the controller: 1.0 where probability > threshold (INTERFACE.md)."""
+        if self.fused is not None and self._staged and prob is None:
+            return self.mask  # filled by the fused run in control()
         np.greater(self.prob if prob is None else prob, self.threshold_value, out=self._above)
         np.copyto(self.mask, self._above)
         return self.mask
@@ -144,10 +203,16 @@ class Pipeline:
     def set_mask(self, mask: np.ndarray) -> np.ndarray:
         """Feed a mask from elsewhere (the simulator's truth, for --gt-mask)."""
         np.copyto(self.mask[0, 0], mask)
+        self._mask_given = True
         return self.mask
 
     def control(self, q: np.ndarray, gripper: float) -> np.ndarray:
         self.state[0, :7] = q
         self.state[0, 7] = gripper
-        self.controller.run()
+        if self.fused is not None and self._staged and not self._mask_given:
+            self.fused.run()
+        else:
+            self.controller.run()
+        self._staged = False
+        self._mask_given = False
         return self.action[0]

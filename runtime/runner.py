@@ -218,6 +218,9 @@ class Run:
             )
         self._drivers = drivers
         self.loop: ControlLoop | None = None
+        if self.recorder is not None:
+            # Opened now, so a bad path is refused with the other bad input, up front.
+            self.recorder.start(self.run_info())
 
     def run_info(self) -> dict[str, Any]:
         return {
@@ -237,7 +240,6 @@ class Run:
         report = RunReport()
         with ExitStack() as stack:
             if self.recorder is not None:
-                self.recorder.start(self.run_info())
                 # Registered first, so it runs last: the summary sees the whole run.
                 stack.callback(self._close_record, report)
             drivers = self._drivers or DRIVERS[cfg.robot](cfg, self.profile)

@@ -1,0 +1,223 @@
+"""The scripted teacher: a finite-state expert that grasps with the simulator's privileged truth.
+
+It reads what no controller on a real robot can (the sphere's true position, the arm's
+true joints, whether the sphere is held) and answers in the controller's own currency:
+an 8-vector in [-1, 1], joint deltas over the bundle's ``action_scale`` plus the gripper
+(> 0 closes). :class:`ExpertPipeline` wears the inference pipeline's methods, so the
+expert acts through the very loop, limiter, clock and camera a network does, and its
+success rates compare with a network's one for one.
+
+States (the paper's s0/s1/s2, plus the lift and the recovery after a failed close):
+
+- ``approach`` (s0): the fingertips along a straight line to 6 cm above the sphere;
+- ``descend`` (s1): down onto it, re-centring on the way; back to ``approach`` when the
+  sphere is no longer under the fingers (it moved, or the arm lagged);
+- ``close`` (s2): once centred within the grasp geometry's tolerance, stay on it and close;
+- ``lift``: the sphere is held: straight up;
+- ``reopen``: the fingers shut on nothing (a miss or a bump): open, rise, re-acquire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from grasprt.drivers.sim.grasp import closed_on_sphere, sphere_in_fingers
+from grasprt.drivers.sim.ik import solve_ik
+from grasprt.drivers.sim.world import SimWorld
+from grasprt.errors import ConfigError
+
+STATES = ("approach", "descend", "close", "lift", "reopen")
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    # s0 aims the fingertips this far above the sphere's centre (the paper's 6 cm).
+    approach_height: float = 0.06
+    # Fingertips this far below the sphere's centre at the bottom of the descent: the
+    # pads then straddle the centre, while the tips stay above the limiter's floor.
+    grasp_depth: float = 0.0015
+    # Longest Cartesian stride per control step: far away, and in the last centimetres.
+    stride: float = 0.04
+    fine_stride: float = 0.01
+    # Descend only while the sphere is this close (horizontally) to the fingertip point;
+    # go back to s0 once it is farther than `lost`.
+    descend_tol: float = 0.006
+    lost: float = 0.015
+    # Close when the sphere sits this well between the fingers (hand x across the pads
+    # is the tight one: the pads are 12 mm wide) and the depth is within `depth_tol`.
+    close_x: float = 0.0025
+    close_y: float = 0.005
+    depth_tol: float = 0.003
+    # Aim where the sphere will be this long from now (arm latency + lag + closing).
+    lead_s: float = 0.3
+    lift_height: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("approach_height", "stride", "fine_stride", "descend_tol", "lost"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"expert: {name} must be > 0")
+
+
+class Expert:
+    """Decides one action per control step from the world's truth and the measured joints."""
+
+    def __init__(
+        self,
+        world: SimWorld,
+        action_scale: np.ndarray | float,
+        config: ExpertConfig | None = None,
+    ) -> None:
+        self.world = world
+        self.config = config or ExpertConfig()
+        self.scale = np.broadcast_to(np.asarray(action_scale, dtype=np.float64), (7,)).copy()
+        if not np.all(self.scale > 0):
+            raise ConfigError("expert: action_scale must be positive")
+        spec = world.profile.gripper
+        self.spec = spec
+        self._grip_on_sphere = closed_on_sphere(spec, world.config.scene.sphere_diameter)
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = "approach"
+        self._episode = self.world.episode
+        self._last: tuple[float, np.ndarray] | None = None
+        self._closed_steps = 0
+
+    # ---- what the world says ---------------------------------------------------------
+
+    def _sphere_estimate(self) -> np.ndarray:
+        """Where the sphere will be `lead_s` from now, from its last two positions."""
+        t, p = self.world.time, self.world.sphere_position()
+        vel = np.zeros(3)
+        if self._last is not None and t > self._last[0]:
+            vel = (p - self._last[1]) / (t - self._last[0])
+            vel[2] = 0.0
+            # A push or a bounce is not a velocity worth leading.
+            if np.linalg.norm(vel) > 0.2:
+                vel[:] = 0.0
+        self._last = (t, p)
+        return p + vel * self.config.lead_s
+
+    # ---- the decision ------------------------------------------------------------------
+
+    def action(self, q_measured: np.ndarray) -> np.ndarray:
+        """The expert's 8-vector for this step (the loop passes the measured joints)."""
+        if self.world.episode != self._episode:
+            self.reset()
+        cfg = self.config
+        w = self.world
+        q_true = w.true_q()
+        tips = w.fingertip_position()
+        hand = w.hand_pose()
+        held = w.object_held()
+        grip = w.gripper_position()
+        sphere_now = w.sphere_position()
+        sphere = self._sphere_estimate()
+        rest_z = sphere_now[2] if not held else w.sphere.rest_z
+        bottom = np.array([sphere[0], sphere[1], rest_z - cfg.grasp_depth])
+        above = bottom + np.array([0.0, 0.0, cfg.approach_height + cfg.grasp_depth])
+        lateral = float(np.linalg.norm(tips[:2] - sphere[:2]))
+
+        state = self.state
+        if held:
+            state = "lift"
+        elif state == "lift":
+            state = "reopen"  # dropped it
+        elif state == "close":
+            self._closed_steps += 1
+            # Fully shut (past where it would rest on the sphere) and nothing held: a miss.
+            if grip > self._grip_on_sphere + 0.05 or self._closed_steps > 12:
+                state = "reopen"
+        if state == "reopen" and grip <= 0.02 and tips[2] > rest_z + 0.5 * cfg.approach_height:
+            state = "approach"
+        if state == "approach" and (
+            np.linalg.norm(tips - above) < 0.01
+            or (lateral < cfg.descend_tol and tips[2] < above[2] + 0.01)
+        ):
+            state = "descend"
+        if state == "descend":
+            if lateral > cfg.lost:
+                state = "approach"
+            else:
+                rel = sphere_in_fingers(hand, self.spec, sphere)
+                depth_err = abs((tips[2] - bottom[2]))
+                if (
+                    abs(rel[0]) < cfg.close_x
+                    and abs(rel[1]) < cfg.close_y
+                    and depth_err < cfg.depth_tol
+                ):
+                    state = "close"
+                    self._closed_steps = 0
+        self.state = state
+
+        gripper = 1.0 if state in ("close", "lift") else -1.0
+        if state == "approach":
+            goal, stride = above, cfg.stride
+        elif state == "descend":
+            # Come down only as fast as the centring allows: the lower, the more exact.
+            goal = bottom.copy()
+            if lateral > cfg.descend_tol:
+                goal[2] = max(tips[2], bottom[2])
+            stride = cfg.fine_stride if tips[2] - bottom[2] < 0.03 else cfg.stride
+        elif state == "close":
+            goal, stride = bottom, cfg.fine_stride
+        elif state == "lift":
+            goal = np.array([tips[0], tips[1], rest_z + cfg.lift_height])
+            stride = cfg.stride
+        else:  # reopen: rise straight up while the fingers open
+            goal = np.array([tips[0], tips[1], rest_z + cfg.approach_height])
+            stride = cfg.stride
+        return self._toward(q_true, q_measured, tips, goal, stride, gripper)
+
+    def _toward(
+        self,
+        q_true: np.ndarray,
+        q_measured: np.ndarray,
+        tips: np.ndarray,
+        goal: np.ndarray,
+        stride: float,
+        gripper: float,
+    ) -> np.ndarray:
+        """One straight-line stride of the fingertips toward `goal`, as an action."""
+        delta = goal - tips
+        dist = float(np.linalg.norm(delta))
+        waypoint = goal if dist <= stride else tips + delta * (stride / dist)
+        q_goal = solve_ik(self.world.kin, q_true, waypoint, frame="fingertips", max_iter=20)
+        # The limiter adds the action to the *measured* joints: aim from there, so the
+        # commanded target is the true-space goal whatever the encoders' bias.
+        dq = (q_goal - np.asarray(q_measured, dtype=np.float64)) / self.scale
+        largest = float(np.max(np.abs(dq)))
+        if largest > 1.0:
+            dq /= largest  # keep the direction: the line stays a line
+        out = np.empty(8, dtype=np.float32)
+        out[:7] = dq
+        out[7] = gripper
+        return out
+
+
+class ExpertPipeline:
+    """The inference pipeline's interface, with the expert in the controller's place.
+
+    The segmenter is not run (the expert does not look); the mask buffers exist so the
+    loop and the recorder see the same shapes as with a network.
+    """
+
+    def __init__(self, expert: Expert) -> None:
+        self.expert = expert
+        self.mask = np.zeros((1, 1, 100, 100), dtype=np.float32)
+        self.prob = self.mask
+
+    def segment(self, view: np.ndarray) -> np.ndarray:
+        return self.prob
+
+    def threshold(self, prob: np.ndarray | None = None) -> np.ndarray:
+        return self.mask
+
+    def set_mask(self, mask: np.ndarray) -> np.ndarray:
+        np.copyto(self.mask[0, 0], mask)
+        return self.mask
+
+    def control(self, q: np.ndarray, gripper: float) -> np.ndarray:
+        return self.expert.action(q)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +14,33 @@ from grasprt.errors import ConfigError
 
 
 class _Progress:
-    """One status line per episode; a live line on a terminal, none when piped."""
+    """Episode lines on stderr; on a terminal also a live line, refreshed 4 times a second."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
+        self.live = not quiet and sys.stderr.isatty()
+        self._last = 0.0
+        self._dirty = False
 
     def __call__(self, line: str) -> None:
-        if not self.quiet:
-            click.echo(line, err=True)
+        if self.quiet:
+            return
+        if self._dirty:
+            click.echo("\r\033[K", nl=False, err=True)
+            self._dirty = False
+        click.echo(line, err=True)
+
+    def cycle(self, episode: int, step: int, info: dict) -> None:
+        now = time.monotonic()
+        if not self.live or now - self._last < 0.25:
+            return
+        self._last = now
+        self._dirty = True
+        click.echo(
+            f"\r\033[Kepisode {episode + 1}  step {step}  mask {info.get('mask_area', 0):.0f} px",
+            nl=False,
+            err=True,
+        )
 
 
 def _fmt(d: dict[str, float]) -> str:
@@ -214,7 +235,7 @@ def run_cmd(
     }
     cfg = build_run_config(config_file, flags)
     progress = _Progress(quiet)
-    run = Run(cfg, progress=progress)
+    run = Run(cfg, progress=progress, on_cycle=progress.cycle if progress.live else None)
     kind = "placeholder: random weights" if run.bundle.provenance.get("placeholder") else "trained"
     progress(
         f"bundle {cfg.bundle} ({kind}), robot {cfg.robot}, "

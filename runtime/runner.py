@@ -199,6 +199,7 @@ class Run:
         *,
         progress: Callable[[str], None] | None = None,
         drivers: Drivers | None = None,
+        on_cycle: Callable[[int, int, dict], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.progress = progress or (lambda s: None)
@@ -217,6 +218,7 @@ class Run:
                 cfg.record, queue_size=queue, frame_every=cfg.record_frames_every
             )
         self._drivers = drivers
+        self._on_cycle = on_cycle
         self.loop: ControlLoop | None = None
         if self.recorder is not None:
             # Opened now, so a bad path is refused with the other bad input, up front.
@@ -274,6 +276,7 @@ class Run:
                 timer=timer,
                 recorder=self.recorder,
                 heartbeat=drivers.heartbeat,
+                on_cycle=self._on_cycle,
             )
             restore = self._install_signal_handlers()
             try:

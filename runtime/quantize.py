@@ -1,0 +1,190 @@
+"""Reduced-precision segmenters, admitted only when their masks match fp32's.
+
+int8: static QDQ quantisation of the segmenter's convolutions (ONNX Runtime's
+quantiser), calibrated on frames from the simulator's wrist camera. On x86 without
+VNNI, ONNX Runtime's u8 x s8 kernels can saturate a 16-bit intermediate; 7-bit
+weights (``reduce_range``) avoid that, so both are tried and the gate decides.
+
+The gate: the binary masks (probability > the bundle's threshold) of the reduced
+model against fp32's on held-out simulator frames; pooled IoU (all intersections over
+all unions) must be at least ``IOU_GATE``. A reduced model that fails is never used.
+fp16 and bf16 need kernels this build of ONNX Runtime's CPU provider lacks on x86
+(they run in fp32 emulation or not at all); they are refused with that reason.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from grasprt.bundle import Bundle
+from grasprt.errors import ConfigError
+
+IOU_GATE = 0.98
+CALIBRATION_SEEDS = range(1000, 1024)
+HELD_OUT_SEEDS = range(2000, 2032)
+
+
+@dataclass(frozen=True)
+class Reduced:
+    precision: str
+    variant: str  # how it was made, e.g. "int8 QDQ per-channel, 7-bit weights"
+    model: bytes
+    iou: float  # pooled over the held-out frames
+    min_iou: float  # the worst single frame
+    frames: int
+
+    @property
+    def passed(self) -> bool:
+        return self.iou >= IOU_GATE
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "precision": self.precision,
+            "variant": self.variant,
+            "iou": self.iou,
+            "min_iou": self.min_iou,
+            "frames": self.frames,
+            "passed": self.passed,
+        }
+
+
+def sim_frames(bundle: Bundle, seeds: Sequence[int]) -> list[np.ndarray]:
+    """Model-view images (400x400x3 uint8) from the simulator, one per world seed:
+    each a fresh scene with the arm at its start pose above the table."""
+    from grasprt.calibration.model_view import ModelView
+    from grasprt.drivers.sim.config import SimConfig
+    from grasprt.drivers.sim.factory import make_sim
+    from grasprt.runtime.clock import SimClock
+
+    world, _robot, camera = make_sim(SimConfig(), SimClock(), 0)
+    view = ModelView(camera.intrinsics, bundle.camera)
+    frames = []
+    for seed in seeds:
+        world.reset(int(seed))
+        frames.append(np.ascontiguousarray(view.apply(camera.capture().image)))
+    return frames
+
+
+def masks(model: bytes, frames: Sequence[np.ndarray], threshold: float) -> np.ndarray:
+    """Binary masks [n, 100, 100] of ``model`` on ``frames`` (one thread: repeatable)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+    out = [sess.run(["mask"], {"image": f[None]})[0][0, 0] > threshold for f in frames]
+    return np.stack(out)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(pooled IoU, worst per-frame IoU) of two stacks of binary masks; two empty
+    masks agree perfectly (IoU 1)."""
+    a, b = a.astype(bool), b.astype(bool)
+    axes = tuple(range(1, a.ndim))
+    inter = np.logical_and(a, b).sum(axis=axes)
+    union = np.logical_or(a, b).sum(axis=axes)
+    per = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    pooled = float(inter.sum() / union.sum()) if union.sum() > 0 else 1.0
+    return pooled, float(per.min()) if per.size else 1.0
+
+
+class _Frames:
+    """onnxruntime.quantization's CalibrationDataReader protocol over our frames."""
+
+    def __init__(self, frames: Sequence[np.ndarray]) -> None:
+        self._it: Iterator[np.ndarray] = iter(frames)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        f = next(self._it, None)
+        return None if f is None else {"image": f[None]}
+
+
+def quantize_int8(
+    segmenter: bytes, calibration: Sequence[np.ndarray], *, reduce_range: bool
+) -> bytes:
+    """Static QDQ int8 of the convolutions; activations u8 asymmetric, weights s8
+    per output channel. Normalisation, pooling and sigmoid stay fp32."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="grasprt-q-") as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(segmenter)
+        quantize_static(
+            str(src),
+            str(dst),
+            _Frames(calibration),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv"],
+            per_channel=True,
+            reduce_range=reduce_range,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+        return dst.read_bytes()
+
+
+def gate(
+    reference: bytes,
+    candidate: bytes,
+    frames: Sequence[np.ndarray],
+    threshold: float,
+) -> tuple[float, float]:
+    """IoU of ``candidate``'s masks against ``reference``'s (see :func:`mask_iou`)."""
+    return mask_iou(masks(reference, frames, threshold), masks(candidate, frames, threshold))
+
+
+def int8_candidates(bundle: Bundle, calib_n: int = 24, eval_n: int = 32) -> list[Reduced]:
+    """Every int8 variant with its measured IoU; callers keep those that pass."""
+    calib = sim_frames(bundle, list(CALIBRATION_SEEDS)[:calib_n])
+    held_out = sim_frames(bundle, list(HELD_OUT_SEEDS)[:eval_n])
+    out = []
+    for reduce_range, variant in (
+        (False, "int8 QDQ per-channel, 8-bit weights"),
+        (True, "int8 QDQ per-channel, 7-bit weights"),
+    ):
+        model = quantize_int8(bundle.segmenter_bytes, calib, reduce_range=reduce_range)
+        iou, worst = gate(bundle.segmenter_bytes, model, held_out, bundle.mask_threshold)
+        out.append(Reduced("int8", variant, model, iou, worst, len(held_out)))
+    return out
+
+
+def unsupported_reason(precision: str, provider: str) -> str | None:
+    """Why ``precision`` is not offered on ``provider`` (None when it is)."""
+    if precision in ("fp32", "int8"):
+        return None
+    if provider == "cpu":
+        return (
+            f"{precision}: ONNX Runtime's CPU provider has no {precision} convolution "
+            "kernels on x86 (use --provider openvino on CPUs with AMX/AVX512-BF16)"
+        )
+    return f"{precision}: not built for provider {provider!r} in this version"
+
+
+def reduced_segmenter(bundle: Bundle, precision: str, cfg: object = None) -> Reduced:
+    """The best reduced segmenter of ``precision`` that passes the gate, or a
+    :class:`ConfigError` naming the measured IoU."""
+    provider = getattr(cfg, "provider", "cpu")
+    why = unsupported_reason(precision, provider)
+    if why:
+        raise ConfigError(f"--precision {why}")
+    cands = int8_candidates(bundle)
+    passing = [c for c in cands if c.passed]
+    if not passing:
+        best = max(cands, key=lambda c: c.iou)
+        raise ConfigError(
+            f"--precision int8: mask IoU against fp32 is {best.iou:.3f} "
+            f"(< {IOU_GATE} required) on {best.frames} simulator frames; use fp32"
+        )
+    return max(passing, key=lambda c: c.iou)

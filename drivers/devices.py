@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 import click
 
-from grasprt.drivers.realsense import import_pyrealsense2
+from grasprt.drivers.realsense import device_info, import_pyrealsense2
 from grasprt.errors import DriverError
 
 SERIAL_INSTALL_HINT = "pyserial is not installed: pip install 'grasprt[serial]'"
@@ -37,18 +37,10 @@ def realsense_devices(context: Any | None = None) -> Section:
         rs = import_pyrealsense2()
     except DriverError as e:
         return _section(note=str(e))
-    fields = {
-        "name": rs.camera_info.name,
-        "serial": rs.camera_info.serial_number,
-        "firmware": rs.camera_info.firmware_version,
-        "usb_type": rs.camera_info.usb_type_descriptor,
-        "product_line": rs.camera_info.product_line,
-        "physical_port": rs.camera_info.physical_port,
-    }
     devices = []
     try:
         for device in (context or rs.context()).query_devices():
-            entry = {key: device.get_info(i) for key, i in fields.items() if device.supports(i)}
+            entry: dict[str, Any] = device_info(rs, device)
             if "serial" in entry:
                 entry["spec"] = f"realsense:{entry['serial']}"
             devices.append(entry)

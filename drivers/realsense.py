@@ -370,7 +370,7 @@ class RealSenseCamera:
             self._playback.set_real_time(self.pace)
         else:
             self._tune_colour_sensor(device)
-        self.device_info = _device_info(rs, device)
+        self.device_info = device_info(rs, device)
         usb = self.device_info.get("usb_type", "")
         if usb.startswith("2"):
             log.warning("%s: connected as USB %s: use a USB 3 port and cable", self.name, usb)
@@ -532,7 +532,7 @@ def _metadata(rs: Any, frame: Any) -> dict[str, float]:
     return values
 
 
-def _device_info(rs: Any, device: Any) -> dict[str, str]:
+def device_info(rs: Any, device: Any) -> dict[str, str]:
     fields = {
         "name": rs.camera_info.name,
         "serial": rs.camera_info.serial_number,

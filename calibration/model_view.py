@@ -116,7 +116,7 @@ class ModelView:
                 f"the bundle's {model.width}x{model.height} view (minimum {min_coverage:.0%}); "
                 f"the model's field of view is {self.fov_gap_deg[0]:+.1f} deg wide, "
                 f"{self.fov_gap_deg[1]:+.1f} deg tall of the camera's: wrong lens or "
-                "calibration file?"
+                "calibration file? (--min-coverage lowers the bar)"
             )
 
     def _build_maps(self) -> None:

@@ -98,6 +98,14 @@ Exit status: 0 finished, 2 bad input (nothing moved), 3 fault stop (the arm held
     "gst:PIPELINE). Default: the robot's own (the sim's wrist camera).",
 )
 @click.option(
+    "--min-coverage",
+    type=float,
+    default=None,
+    metavar="FRACTION",
+    help="Refuse a camera that sees less than this fraction of the bundle's view "
+    "(the rest is filled grey). [default: 0.5]",
+)
+@click.option(
     "--calibration",
     default=None,
     metavar="FILE.yaml",
@@ -183,6 +191,7 @@ Exit status: 0 finished, 2 bad input (nothing moved), 3 fault stop (the arm held
 def run_cmd(
     robot,
     camera,
+    min_coverage,
     calibration,
     bundle,
     episodes,
@@ -217,6 +226,7 @@ def run_cmd(
         "robot": robot,
         "camera": camera,
         "calibration": calibration,
+        "min_coverage": min_coverage,
         "bundle": bundle,
         "episodes": episodes,
         "seed": seed,

@@ -88,7 +88,9 @@ def test_bad_config_file_names_the_setting(tmp_path: Path) -> None:
     assert "velocity_factr" in one_line_error(proc)
 
 
-def test_tampered_bundle_is_refused_before_anything_starts(good_bundle: Path, tmp_path: Path) -> None:
+def test_tampered_bundle_is_refused_before_anything_starts(
+    good_bundle: Path, tmp_path: Path
+) -> None:
     (good_bundle / "controller.onnx").write_bytes(
         (good_bundle / "controller.onnx").read_bytes() + b"\0"
     )
@@ -117,13 +119,31 @@ def test_existing_record_is_never_overwritten(good_bundle: Path, tmp_path: Path)
 def test_run_json_has_the_documented_keys(good_bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "run.json"
     proc = grasprt(
-        "run", "--bundle", str(good_bundle), "--fast", "--episodes", "2", "--max-steps", "15",
-        "--json", str(out),
+        "run",
+        "--bundle",
+        str(good_bundle),
+        "--fast",
+        "--episodes",
+        "2",
+        "--max-steps",
+        "15",
+        "--json",
+        str(out),
     )
     assert proc.returncode == 0, proc.stderr
     s = json.loads(out.read_text())
-    for key in ("episodes", "successes", "success_rate", "faults", "overruns", "cycle_ms",
-                "limited_steps", "stages", "lateness_ms", "config"):
+    for key in (
+        "episodes",
+        "successes",
+        "success_rate",
+        "faults",
+        "overruns",
+        "cycle_ms",
+        "limited_steps",
+        "stages",
+        "lateness_ms",
+        "config",
+    ):
         assert key in s
     assert set(s["cycle_ms"]) >= {"p50", "p99", "max"}
     assert s["episodes"] == 2 and s["faults"] == []
@@ -134,8 +154,16 @@ def test_run_json_has_the_documented_keys(good_bundle: Path, tmp_path: Path) -> 
 def test_nan_controller_exits_3_with_a_readable_record(nan_bundle: Path, tmp_path: Path) -> None:
     out, rec = tmp_path / "run.json", tmp_path / "run.mcap"
     proc = grasprt(
-        "run", "--bundle", str(nan_bundle), "--fast", "--episodes", "3",
-        "--json", str(out), "--record", str(rec),
+        "run",
+        "--bundle",
+        str(nan_bundle),
+        "--fast",
+        "--episodes",
+        "3",
+        "--json",
+        str(out),
+        "--record",
+        str(rec),
     )
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -152,8 +180,22 @@ def test_nan_controller_exits_3_with_a_readable_record(nan_bundle: Path, tmp_pat
 def test_signal_holds_and_finishes_the_record(good_bundle: Path, tmp_path: Path, sig) -> None:
     out, rec = tmp_path / "run.json", tmp_path / "run.mcap"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "grasprt.cli", "run", "--bundle", str(good_bundle),
-         "--episodes", "50", "--max-steps", "10", "--json", str(out), "--record", str(rec)],
+        [
+            sys.executable,
+            "-m",
+            "grasprt.cli",
+            "run",
+            "--bundle",
+            str(good_bundle),
+            "--episodes",
+            "50",
+            "--max-steps",
+            "10",
+            "--json",
+            str(out),
+            "--record",
+            str(rec),
+        ],
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

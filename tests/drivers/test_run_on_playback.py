@@ -71,10 +71,29 @@ def test_run_sim_arm_on_played_back_realsense_frames(tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path / "b", color_segmenter(), ramp_controller(list(SAWYER.neutral)))
     out, rec = tmp_path / "run.json", tmp_path / "run.mcap"
     proc = subprocess.run(
-        [sys.executable, "-m", "grasprt.cli", "run", "--robot", "sim", "--bundle", str(bundle),
-         "--camera", f"realsense:{db3},loop", "--max-steps", "20", "--json", str(out),
-         "--record", str(rec), "--quiet"],
-        capture_output=True, text=True, timeout=240, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "grasprt.cli",
+            "run",
+            "--robot",
+            "sim",
+            "--bundle",
+            str(bundle),
+            "--camera",
+            f"realsense:{db3},loop",
+            "--max-steps",
+            "20",
+            "--json",
+            str(out),
+            "--record",
+            str(rec),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr
     s = json.loads(out.read_text())

@@ -85,6 +85,9 @@ class RunConfig:
     gt_mask: bool = False
     gripper: str | None = None
     heartbeat: str | None = None
+    # SCHED_FIFO, locked memory and a pinned loop thread where the OS permits (a note
+    # where not); off on the simulator's fast clock (runtime/realtime.py).
+    realtime: bool = True
     limiter: LimiterSettings = field(default_factory=LimiterSettings)
     watchdog: StalenessConfig = field(default_factory=StalenessConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)

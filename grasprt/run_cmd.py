@@ -181,6 +181,19 @@ Exit status: 0 finished, 2 bad input (nothing moved), 3 fault stop (the arm held
 )
 @click.option("--threads", type=int, default=None, help="ONNX Runtime intra-op threads.")
 @click.option(
+    "--precision",
+    type=click.Choice(["fp32", "int8", "fp16", "bf16"]),
+    default=None,
+    help="Segmenter precision; reduced ones are built at load time and refused unless their "
+    "mask IoU against fp32 passes the gate (see grasprt bench). [default: fp32]",
+)
+@click.option(
+    "--realtime/--no-realtime",
+    default=None,
+    help="SCHED_FIFO, locked memory and a pinned loop thread where permitted "
+    "(a one-line note where not). [default: on, off with --fast]",
+)
+@click.option(
     "--config",
     "config_file",
     default=None,
@@ -208,6 +221,8 @@ def run_cmd(
     heartbeat,
     provider,
     threads,
+    precision,
+    realtime,
     config_file,
     quiet,
 ) -> int:
@@ -242,6 +257,8 @@ def run_cmd(
         "sim.moving": moving,
         "inference.provider": provider,
         "inference.intra_op_threads": threads,
+        "inference.precision": precision,
+        "realtime": realtime,
     }
     cfg = build_run_config(config_file, flags)
     progress = _Progress(quiet)

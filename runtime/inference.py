@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -23,7 +24,7 @@ PROVIDERS = {
     "openvino": "OpenVINOExecutionProvider",
 }
 
-PRECISIONS = ("fp32", "int8", "fp16")
+PRECISIONS = ("fp32", "int8", "fp16", "bf16")
 
 _OPT_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -38,14 +39,17 @@ class InferenceConfig:
     provider: str = "cpu"
     # Threads for one model run. Two on a 2-core PC leaves nothing for the camera and
     # recorder threads; `grasprt bench` measures the trade-off on the robot PC.
+    # Graph optimisation "all" (NCHWc convolutions) was ~1.7x faster than "basic" for
+    # the paper's segmenter, and spinning with 2 threads collapsed under contention.
     intra_op_threads: int = 2
     graph_optimization: str = "all"
     # Spinning worker threads burn a core between runs: at 10 Hz that buys a few
     # microseconds of wake-up and costs a core the camera thread needs. Off by default.
     allow_spinning: bool = False
     # One session run per cycle (segmenter, threshold and controller composed into one
-    # graph at load time, see fused.py) instead of two. `grasprt bench` measures both.
-    fused: bool = False
+    # graph at load time, see fused.py) instead of two. On by default: `grasprt bench
+    # --tune` found it ahead of the two-model path in nearly every setting (docs/bench.md).
+    fused: bool = True
     # Segmenter precision: fp32 (the bundle as is), or a reduced one built at load time
     # and admitted only when its masks match fp32's (IoU gate, see quantize.py).
     precision: str = "fp32"
@@ -115,6 +119,23 @@ class _Bound:
         self.session.run_with_iobinding(self.binding)
 
 
+def _bind(
+    model: bytes,
+    cfg: InferenceConfig,
+    inputs: dict[str, np.ndarray],
+    outputs: dict[str, np.ndarray],
+) -> _Bound:
+    if cfg.provider == "openvino" and PROVIDERS["openvino"] not in ort.get_available_providers():
+        # No OpenVINO build of onnxruntime here: the openvino package runs the same graph.
+        from grasprt.runtime.openvino_backend import OpenVINOBound
+
+        hint = cfg.precision if cfg.precision in ("fp16", "bf16") else "fp32"
+        return OpenVINOBound(  # type: ignore[return-value]
+            model, inputs, outputs, threads=cfg.intra_op_threads, precision=hint
+        )
+    return _Bound(make_session(model, cfg), inputs, outputs)
+
+
 class Pipeline:
     """Segmenter -> threshold -> controller, on preallocated buffers.
 
@@ -123,12 +144,12 @@ class Pipeline:
 
     Two-model path (``fused=False``): each call runs what its name says.
 
-    Fused path (``fused=True``): the loop's three calls stay the same, but the work
-    moves to the one fused session. ``segment`` stages the image, ``threshold`` returns
-    the mask buffer, and ``control`` runs the fused graph, which fills ``prob``,
-    ``mask`` and ``action`` together; read them after ``control``. ``set_mask``
-    (``--gt-mask``) switches that cycle to the separate controller session.
-    ``segment_now`` always runs the segmenter alone, for callers that want a mask only.
+    Fused path (``fused=True``): when the state for this cycle was given first
+    (``set_state``, as the loop does), ``segment`` runs the one fused graph, which fills
+    ``prob``, ``mask`` and ``action`` together; ``threshold`` then returns that mask and
+    ``control`` that action, for the same state, without running anything. Without a
+    staged state, or after ``set_mask`` (``--gt-mask``), the separate sessions run, so
+    every method keeps its meaning for any caller.
     """
 
     def __init__(
@@ -146,19 +167,27 @@ class Pipeline:
         self.state = np.zeros((1, 8), dtype=np.float32)
         self.action = np.zeros((1, 8), dtype=np.float32)
         self._above = np.zeros((1, 1, 100, 100), dtype=bool)
+        self._given_state = np.zeros((1, 8), dtype=np.float32)
         seg_model = segmenter_bytes
-        if seg_model is None and self.cfg.precision != "fp32":
+        # The reduced-precision verdict this pipeline runs under (None: fp32 or given).
+        self.gate: Any = None
+        if seg_model is None and self.cfg.precision == "int8":
             from grasprt.runtime.quantize import reduced_segmenter
 
-            seg_model = reduced_segmenter(bundle, self.cfg.precision, self.cfg).model
+            self.gate = reduced_segmenter(bundle, self.cfg.precision, self.cfg)
+            seg_model = self.gate.model
         self.segmenter_model = seg_model or bundle.segmenter_bytes
-        self.segmenter = _Bound(
-            make_session(self.segmenter_model, self.cfg),
-            {"image": self.image},
-            {"mask": self.prob},
+        if self.cfg.precision in ("fp16", "bf16"):
+            from grasprt.runtime.quantize import admit_hinted
+
+            # The hint applies to both models; the gate judges the segmenter's masks.
+            self.gate = admit_hinted(bundle, self.cfg)
+        self.segmenter = _bind(
+            self.segmenter_model, self.cfg, {"image": self.image}, {"mask": self.prob}
         )
-        self.controller = _Bound(
-            make_session(bundle.controller_bytes, self.cfg),
+        self.controller = _bind(
+            bundle.controller_bytes,
+            self.cfg,
             {"mask": self.mask, "state": self.state},
             {"action": self.action},
         )
@@ -169,50 +198,59 @@ class Pipeline:
             model = fused_bytes(
                 self.segmenter_model, bundle.controller_bytes, bundle.mask_threshold
             )
-            self.fused = _Bound(
-                make_session(model, self.cfg),
+            self.fused = _bind(
+                model,
+                self.cfg,
                 {"image": self.image, "state": self.state},
                 {"action": self.action, "mask": self.mask, "prob": self.prob},
             )
-        self._staged = False
-        self._mask_given = False
+        self._state_given = False
+        self._fused_done = False
+        # Fused graph runs so far (what the bench and tests read to see the path taken).
+        self.fused_runs = 0
+
+    def set_state(self, q: np.ndarray, gripper: float) -> None:
+        """This cycle's robot state, before ``segment``: lets the fused path run whole."""
+        self._write_state(q, gripper)
+        np.copyto(self._given_state, self.state)
+        self._state_given = True
+
+    def _write_state(self, q: np.ndarray, gripper: float) -> None:
+        self.state[0, :7] = q
+        self.state[0, 7] = gripper
 
     def segment(self, view: np.ndarray) -> np.ndarray:
         np.copyto(self.image[0], view)
-        if self.fused is not None:
-            self._staged = True
-            self._mask_given = False
-            return self.prob
-        self.segmenter.run()
-        return self.prob
-
-    def segment_now(self, view: np.ndarray) -> np.ndarray:
-        """The segmenter alone, whichever path the loop uses."""
-        np.copyto(self.image[0], view)
-        self.segmenter.run()
+        if self.fused is not None and self._state_given:
+            np.copyto(self.state, self._given_state)
+            self.fused.run()
+            self.fused_runs += 1
+            self._fused_done = True
+        else:
+            self.segmenter.run()
+            self._fused_done = False
+        self._state_given = False
         return self.prob
 
     def threshold(self, prob: np.ndarray | None = None) -> np.ndarray:
         """Binary mask for the controller: 1.0 where probability > threshold (INTERFACE.md)."""
-        if self.fused is not None and self._staged and prob is None:
-            return self.mask  # filled by the fused run in control()
+        if self._fused_done and prob is None:
+            return self.mask  # the fused graph made it, with the same comparison
         np.greater(self.prob if prob is None else prob, self.threshold_value, out=self._above)
         np.copyto(self.mask, self._above)
+        self._fused_done = False
         return self.mask
 
     def set_mask(self, mask: np.ndarray) -> np.ndarray:
         """Feed a mask from elsewhere (the simulator's truth, for --gt-mask)."""
         np.copyto(self.mask[0, 0], mask)
-        self._mask_given = True
+        self._fused_done = False
+        self._state_given = False
         return self.mask
 
     def control(self, q: np.ndarray, gripper: float) -> np.ndarray:
-        self.state[0, :7] = q
-        self.state[0, 7] = gripper
-        if self.fused is not None and self._staged and not self._mask_given:
-            self.fused.run()
-        else:
+        self._write_state(q, gripper)
+        if not (self._fused_done and np.array_equal(self.state, self._given_state)):
             self.controller.run()
-        self._staged = False
-        self._mask_given = False
+        self._fused_done = False
         return self.action[0]

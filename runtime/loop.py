@@ -199,6 +199,9 @@ class ControlLoop:
                     continue
 
                 view = self.model_view.apply(frame.image)
+                # The state goes in first: a fused pipeline then runs its one graph in
+                # the segmenter stage (threshold and controller come out with it).
+                self.pipeline.set_state(state.q, state.gripper)
                 self.timer.mark("model_view")
                 if cfg.truth_mask:
                     if frame.truth_mask is None:

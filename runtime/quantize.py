@@ -14,6 +14,7 @@ fp16 and bf16 need kernels this build of ONNX Runtime's CPU provider lacks on x8
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -37,10 +38,21 @@ class Reduced:
     iou: float  # pooled over the held-out frames
     min_iou: float  # the worst single frame
     frames: int
+    # Target pixels in fp32's masks over the held-out frames. Zero makes the IoU
+    # vacuous (two empty masks agree): such a gate cannot admit anything.
+    reference_pixels: int
 
     @property
     def passed(self) -> bool:
-        return self.iou >= IOU_GATE
+        return self.iou >= IOU_GATE and self.reference_pixels > 0
+
+    @property
+    def verdict(self) -> str:
+        if self.reference_pixels == 0:
+            return "not admitted: fp32's masks are empty on the held-out frames, IoU proves nothing"
+        if self.iou < IOU_GATE:
+            return f"not admitted: IoU {self.iou:.4f} < {IOU_GATE}"
+        return f"admitted: IoU {self.iou:.4f} >= {IOU_GATE}"
 
     def summary(self) -> dict[str, object]:
         return {
@@ -49,7 +61,9 @@ class Reduced:
             "iou": self.iou,
             "min_iou": self.min_iou,
             "frames": self.frames,
+            "reference_pixels": self.reference_pixels,
             "passed": self.passed,
+            "verdict": self.verdict,
         }
 
 
@@ -110,6 +124,18 @@ def quantize_int8(
 ) -> bytes:
     """Static QDQ int8 of the convolutions; activations u8 asymmetric, weights s8
     per output channel. Normalisation, pooling and sigmoid stay fp32."""
+
+    # The quantiser logs advice through the root logger at WARNING; keep it off stderr.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        return _quantize(segmenter, calibration, reduce_range)
+    finally:
+        root.setLevel(level)
+
+
+def _quantize(segmenter: bytes, calibration: Sequence[np.ndarray], reduce_range: bool) -> bytes:
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -140,9 +166,24 @@ def gate(
     candidate: bytes,
     frames: Sequence[np.ndarray],
     threshold: float,
-) -> tuple[float, float]:
-    """IoU of ``candidate``'s masks against ``reference``'s (see :func:`mask_iou`)."""
-    return mask_iou(masks(reference, frames, threshold), masks(candidate, frames, threshold))
+) -> tuple[float, float, int]:
+    """(pooled IoU, worst frame's IoU, reference target pixels) of ``candidate``'s
+    masks against ``reference``'s (see :func:`mask_iou`)."""
+    ref = masks(reference, frames, threshold)
+    iou, worst = mask_iou(ref, masks(candidate, frames, threshold))
+    return iou, worst, int(ref.sum())
+
+
+def judge(
+    precision: str,
+    variant: str,
+    reference: bytes,
+    candidate: bytes,
+    frames: Sequence[np.ndarray],
+    threshold: float,
+) -> Reduced:
+    iou, worst, pixels = gate(reference, candidate, frames, threshold)
+    return Reduced(precision, variant, candidate, iou, worst, len(frames), pixels)
 
 
 def int8_candidates(bundle: Bundle, calib_n: int = 24, eval_n: int = 32) -> list[Reduced]:
@@ -155,8 +196,9 @@ def int8_candidates(bundle: Bundle, calib_n: int = 24, eval_n: int = 32) -> list
         (True, "int8 QDQ per-channel, 7-bit weights"),
     ):
         model = quantize_int8(bundle.segmenter_bytes, calib, reduce_range=reduce_range)
-        iou, worst = gate(bundle.segmenter_bytes, model, held_out, bundle.mask_threshold)
-        out.append(Reduced("int8", variant, model, iou, worst, len(held_out)))
+        out.append(
+            judge("int8", variant, bundle.segmenter_bytes, model, held_out, bundle.mask_threshold)
+        )
     return out
 
 
@@ -164,12 +206,49 @@ def unsupported_reason(precision: str, provider: str) -> str | None:
     """Why ``precision`` is not offered on ``provider`` (None when it is)."""
     if precision in ("fp32", "int8"):
         return None
+    if provider == "openvino":
+        from grasprt.runtime.openvino_backend import unsupported_reason as ov_reason
+
+        return ov_reason(precision)
     if provider == "cpu":
         return (
             f"{precision}: ONNX Runtime's CPU provider has no {precision} convolution "
             "kernels on x86 (use --provider openvino on CPUs with AMX/AVX512-BF16)"
         )
     return f"{precision}: not built for provider {provider!r} in this version"
+
+
+def hinted_masks(model: bytes, frames: Sequence[np.ndarray], threshold: float, cfg) -> np.ndarray:
+    """Masks from the backend ``cfg`` names, at its precision (OpenVINO's hint)."""
+    from grasprt.runtime.openvino_backend import OpenVINOBound
+
+    image = np.zeros((1, 400, 400, 3), dtype=np.uint8)
+    prob = np.zeros((1, 1, 100, 100), dtype=np.float32)
+    bound = OpenVINOBound(
+        model, {"image": image}, {"mask": prob}, threads=1, precision=cfg.precision
+    )
+    out = []
+    for f in frames:
+        np.copyto(image[0], f)
+        bound.run()
+        out.append(prob[0, 0] > threshold)
+    return np.stack(out)
+
+
+def admit_hinted(bundle: Bundle, cfg) -> Reduced:
+    """Gate a precision hint (fp16/bf16 on OpenVINO): its masks against ONNX Runtime
+    fp32's on held-out simulator frames; a :class:`ConfigError` when not admitted."""
+    why = unsupported_reason(cfg.precision, cfg.provider)
+    if why:
+        raise ConfigError(f"--precision {why}")
+    frames = sim_frames(bundle, list(HELD_OUT_SEEDS))
+    ref = masks(bundle.segmenter_bytes, frames, bundle.mask_threshold)
+    got = hinted_masks(bundle.segmenter_bytes, frames, bundle.mask_threshold, cfg)
+    iou, worst = mask_iou(ref, got)
+    r = Reduced(cfg.precision, "OpenVINO hint", b"", iou, worst, len(frames), int(ref.sum()))
+    if not r.passed:
+        raise ConfigError(f"--precision {cfg.precision}: {r.verdict}; use fp32")
+    return r
 
 
 def reduced_segmenter(bundle: Bundle, precision: str, cfg: object = None) -> Reduced:
@@ -184,7 +263,6 @@ def reduced_segmenter(bundle: Bundle, precision: str, cfg: object = None) -> Red
     if not passing:
         best = max(cands, key=lambda c: c.iou)
         raise ConfigError(
-            f"--precision int8: mask IoU against fp32 is {best.iou:.3f} "
-            f"(< {IOU_GATE} required) on {best.frames} simulator frames; use fp32"
+            f"--precision int8: {best.verdict} ({best.frames} simulator frames); use fp32"
         )
     return max(passing, key=lambda c: c.iou)

@@ -103,3 +103,87 @@ def apply(
             st._locked = True
             st.applied.append("mlockall(MCL_CURRENT | MCL_FUTURE)")
     return st
+
+
+FIFO_PRIORITY = 50  # the process and ONNX Runtime's workers (ros2_control's choice)
+HELPER_PRIORITY = 40  # camera and recorder threads: below the model's workers
+LOOP_PRIORITY = 60  # the loop thread itself, above the threads it depends on
+
+
+def loop_cpu(threads: int) -> set[int] | None:
+    """The core for the loop thread, when pinning helps: with one inference thread the
+    model runs in the loop's thread, which then owns the last core. With more threads,
+    ONNX Runtime's workers need the other cores; the loop is left unpinned."""
+    if threads != 1 or not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    return {allowed[-1]} if len(allowed) > 1 else None
+
+
+class LoopPriorities:
+    """The threads of a run, ranked, in three steps the runner calls in order:
+
+    1. ``before_sessions()``: SCHED_FIFO ``FIFO_PRIORITY`` and locked memory for the
+       process, before the ONNX Runtime sessions exist, so their worker threads inherit
+       the policy;
+    2. ``before_threads()``: the calling thread down to ``HELPER_PRIORITY`` just before
+       the drivers and recorder start their threads (they inherit it): a frame being
+       rendered or a record being written never stalls a model run;
+    3. ``in_loop()``, from the loop's first cycle: the loop thread up to
+       ``LOOP_PRIORITY`` (and pinned, see :func:`loop_cpu`), above everything it waits
+       for. Later calls do nothing.
+
+    ``after_run()`` undoes 2 and 3 (a bench runs the loop again); ``close()`` all.
+    Every refusal is a note; nothing raises.
+    """
+
+    def __init__(self, enabled: bool, cpus: set[int] | None = None) -> None:
+        self.enabled = enabled
+        self.cpus = cpus
+        self.process = RealtimeState()
+        self._run: list[RealtimeState] = []
+        self._raised = False
+        self.loop_applied: list[str] = []
+        self.notes: list[str] = []
+
+    @property
+    def fifo(self) -> bool:
+        return any(a.startswith("SCHED_FIFO") for a in self.process.applied)
+
+    def before_sessions(self) -> None:
+        if self.enabled:
+            self.process = apply(fifo_priority=FIFO_PRIORITY, lock_memory=True)
+            self.notes += self.process.notes
+
+    def before_threads(self) -> None:
+        self._raised = False
+        if self.fifo:
+            self._run.append(apply(fifo_priority=HELPER_PRIORITY))
+
+    def in_loop(self) -> None:
+        if self._raised:
+            return
+        self._raised = True
+        if not self.enabled or (not self.fifo and self.cpus is None):
+            return
+        st = apply(cpus=self.cpus, fifo_priority=LOOP_PRIORITY if self.fifo else None)
+        self._run.append(st)
+        if not self.loop_applied:
+            self.loop_applied = list(st.applied)
+            self.notes += st.notes
+
+    def after_run(self) -> None:
+        for st in reversed(self._run):
+            st.undo()
+        self._run = []
+
+    def close(self) -> None:
+        self.after_run()
+        self.process.undo()
+
+    def summary(self) -> dict[str, list[str]]:
+        applied = list(self.process.applied)
+        if self.fifo:
+            applied.append(f"SCHED_FIFO priority {HELPER_PRIORITY} (camera and recorder threads)")
+        applied += [f"{a} (loop thread)" for a in self.loop_applied]
+        return {"applied": applied, "notes": list(self.notes)}

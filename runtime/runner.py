@@ -28,6 +28,7 @@ from grasprt.runtime.command_gate import CommandGate
 from grasprt.runtime.inference import Pipeline
 from grasprt.runtime.limiter import Limiter, LimiterConfig
 from grasprt.runtime.loop import ControlLoop, EpisodeResult, LoopConfig
+from grasprt.runtime.realtime import LoopPriorities, loop_cpu
 from grasprt.runtime.timing import StageTimer
 from grasprt.types import Camera, Clock, Heartbeat, Robot
 
@@ -200,14 +201,31 @@ class Run:
         progress: Callable[[str], None] | None = None,
         drivers: Drivers | None = None,
         on_cycle: Callable[[int, int, dict], None] | None = None,
+        rate_hz: float | None = None,
+        priorities: LoopPriorities | None = None,
     ) -> None:
         self.cfg = cfg
+        # Another rate than the bundle's: only `grasprt bench` asks (headroom tests).
+        self.rate_hz = rate_hz
         self.progress = progress or (lambda s: None)
         self.profile = get_profile("sawyer")
         self.bundle = load_bundle(cfg.bundle)
         check_against_profile(self.bundle, self.profile)
         self.kin = Kinematics(self.profile)
+        # Real-time ranking of the run's threads (realtime.py); a bench brings its own,
+        # set up before its own sessions. Not on the simulator's clock: that loop never
+        # sleeps, and at SCHED_FIFO it would starve a core.
+        self._own_priorities = priorities is None
+        self.priorities = priorities or LoopPriorities(
+            cfg.realtime and not cfg.fast, loop_cpu(cfg.inference.intra_op_threads)
+        )
+        if self._own_priorities:
+            self.priorities.before_sessions()
         self.pipeline = Pipeline(self.bundle, cfg.inference)
+        # Threads started from here on (recorder, drivers) rank below the model's.
+        self.priorities.before_threads()
+        for note in self.priorities.notes:
+            self.progress(f"real-time: {note}")
         self.recorder = None
         if cfg.record:
             from grasprt.runtime.recorder import FlightRecorder
@@ -268,7 +286,7 @@ class Run:
                 bundle=self.bundle,
                 kin=self.kin,
                 config=LoopConfig(
-                    rate_hz=self.bundle.rate_hz,
+                    rate_hz=self.rate_hz or self.bundle.rate_hz,
                     max_steps=cfg.steps,
                     staleness=cfg.watchdog,
                     truth_mask=cfg.gt_mask,
@@ -278,6 +296,9 @@ class Run:
                 heartbeat=drivers.heartbeat,
                 on_cycle=self._on_cycle,
             )
+            # The drivers' threads run now: the loop thread alone goes above them.
+            self.priorities.in_loop()
+            stack.callback(self._end_priorities)
             restore = self._install_signal_handlers()
             try:
                 for n in range(cfg.episodes):
@@ -295,6 +316,12 @@ class Run:
                 restore()
                 report.timing = timer.report()
         return report
+
+    def _end_priorities(self) -> None:
+        if self._own_priorities:
+            self.priorities.close()
+        else:
+            self.priorities.after_run()
 
     def _close_record(self, report: RunReport) -> None:
         assert self.recorder is not None

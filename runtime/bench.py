@@ -1,0 +1,624 @@
+"""`grasprt bench`: the real loop (``Run``/``ControlLoop``), timed stage by stage.
+
+One bench run answers, in one JSON document:
+- where the milliseconds of a cycle go (the loop's own StageTimer, p50..max),
+- how late the loop wakes and how often it overruns,
+- each ONNX session alone (model-only), and the same weights in PyTorch eager,
+  interleaved A/B so a noisy machine's drift cancels (``--compare torch``),
+- the work per cycle in FLOPs against this CPU's peak,
+- what N busy processes beside the loop do to it (``--stress N``),
+- which ONNX Runtime settings and precision are fastest (``--tune``).
+
+Nothing here asserts a time: the figures are reported, and judged against the
+targets in ``targets`` for the reader.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grasprt.bundle import Bundle
+from grasprt.config import RunConfig, default_bundle
+from grasprt.errors import ConfigError
+from grasprt.runtime import realtime
+from grasprt.runtime.flops import cpu_peak, model_flops
+from grasprt.runtime.inference import InferenceConfig, Pipeline
+from grasprt.runtime.runner import Run, RunReport
+from grasprt.runtime.stress import stress
+from grasprt.runtime.timing import summarize
+
+# The longest episode the sim allows before it resets the world; a bench of more
+# cycles runs several episodes back to back.
+EPISODE_STEPS = 250
+A_B_PAUSE_S = 0.005
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    bundle: str | None = None
+    camera: str | None = None
+    calibration: str | None = None
+    cycles: int = 300
+    rate_hz: float | None = None  # None: the bundle's rate
+    max_rate: bool = False  # the simulator's clock: no waiting between cycles
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    compare_torch: bool = False
+    stress: int = 0
+    model_reps: int = 60
+    record: bool = True
+    realtime: bool = True
+    tune: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.cycles < 1:
+            raise ConfigError("--cycles must be at least 1")
+        if self.rate_hz is not None and not (math.isfinite(self.rate_hz) and self.rate_hz > 0):
+            raise ConfigError("--rate must be a number of Hz > 0")
+        if self.rate_hz is not None and self.max_rate:
+            raise ConfigError("--rate and --max exclude each other")
+        if self.max_rate and self.camera not in (None, "sim"):
+            raise ConfigError("--max runs on the simulator's clock: it needs the sim camera")
+        if self.stress < 0 or self.stress > 64:
+            raise ConfigError("--stress must be 0..64 busy processes")
+        if self.model_reps < 5:
+            raise ConfigError("--model-reps must be at least 5")
+
+
+# --- model-only timings ---------------------------------------------------------------
+
+
+def _sample_view(bundle: Bundle) -> np.ndarray:
+    from grasprt.runtime.quantize import sim_frames
+
+    return sim_frames(bundle, [7])[0]
+
+
+def _p50(samples: list[float]) -> float:
+    return float(np.median(samples)) * 1e3 if samples else 0.0
+
+
+def models_only(pipeline: Pipeline, view: np.ndarray, reps: int) -> dict[str, Any]:
+    """Each ONNX session alone on bound buffers (the loop's own sessions), p50 in ms.
+    Runs are interleaved (seg, ctl, fused, seg, ...) so drift hits all alike."""
+    np.copyto(pipeline.image[0], view)
+    pipeline.segmenter.run()
+    pipeline.threshold()
+    sessions = {"segmenter": pipeline.segmenter, "controller": pipeline.controller}
+    if pipeline.fused is not None:
+        sessions["fused"] = pipeline.fused
+    for b in sessions.values():  # warm-up: first runs allocate and pick kernels
+        for _ in range(3):
+            b.run()
+    times: dict[str, list[float]] = {k: [] for k in sessions}
+    for _ in range(reps):
+        for name, b in sessions.items():
+            t = time.perf_counter()
+            b.run()
+            times[name].append(time.perf_counter() - t)
+    out: dict[str, Any] = {k: _p50(v) for k, v in times.items()}
+    out["sum"] = out["segmenter"] + out["controller"]
+    out["detail"] = {k: summarize(np.asarray(v) * 1e3) for k, v in times.items()}
+    return out
+
+
+def compare_torch(bundle: Bundle, pipeline: Pipeline, view: np.ndarray, reps: int) -> dict:
+    """ONNX Runtime against PyTorch eager on the same weights, A/B interleaved, with the
+    order flipped every repetition so neither always runs on a warm cache."""
+    try:
+        import torch
+
+        from grasprt.export.eager import EagerPair
+    except ModuleNotFoundError as e:
+        raise ConfigError(
+            f"--compare torch needs the export extra (pip install 'grasprt[export]'): {e}"
+        ) from None
+    torch.set_num_threads(pipeline.cfg.intra_op_threads)
+    eager = EagerPair(bundle)
+    np.copyto(pipeline.image[0], view)
+    pipeline.segmenter.run()
+    pipeline.threshold()
+    pipeline.controller.run()
+    image, mask, state = pipeline.image.copy(), pipeline.mask.copy(), pipeline.state.copy()
+    parity = eager.check_parity(pipeline.prob, pipeline.action, image, mask, state)
+    for _ in range(3):
+        eager.segment(image)
+        eager.control(mask, state)
+    onnx_t: dict[str, list[float]] = {"segmenter": [], "controller": []}
+    torch_t: dict[str, list[float]] = {"segmenter": [], "controller": []}
+    runs = {
+        "segmenter": (pipeline.segmenter.run, lambda: eager.segment(image)),
+        "controller": (pipeline.controller.run, lambda: eager.control(mask, state)),
+    }
+    for i in range(reps):
+        for name, (ort_run, torch_run) in runs.items():
+            pair = [(onnx_t, ort_run), (torch_t, torch_run)]
+            for store, fn in pair if i % 2 == 0 else pair[::-1]:
+                t = time.perf_counter()
+                fn()
+                store[name].append(time.perf_counter() - t)
+                # PyTorch's OpenMP workers spin on for a while after a run; back to back,
+                # they would steal the cores from the ONNX Runtime run that follows. A
+                # pause, as the loop's idle time between cycles gives, lets each engine
+                # start from rest, as it would in the loop.
+                time.sleep(A_B_PAUSE_S)
+    onnx_ms = {k: _p50(v) for k, v in onnx_t.items()}
+    torch_ms = {k: _p50(v) for k, v in torch_t.items()}
+    onnx_ms["sum"] = onnx_ms["segmenter"] + onnx_ms["controller"]
+    torch_ms["sum"] = torch_ms["segmenter"] + torch_ms["controller"]
+    return {
+        "onnx_ms": onnx_ms,
+        "torch_ms": torch_ms,
+        "speedup": {k: torch_ms[k] / onnx_ms[k] if onnx_ms[k] > 0 else 0.0 for k in onnx_ms},
+        "parity_max_abs_err": parity,
+        "torch": torch.__version__,
+        "pause_ms": A_B_PAUSE_S * 1e3,
+        "threads": pipeline.cfg.intra_op_threads,
+    }
+
+
+# --- the loop ---------------------------------------------------------------------------
+
+
+@dataclass
+class LoopRun:
+    report: RunReport
+    cycle_ms: np.ndarray
+    lateness_ms: np.ndarray
+    stage_ms: np.ndarray  # [cycles, stages]
+    stages: tuple[str, ...]
+    period_s: float
+
+    def summary(self) -> dict[str, Any]:
+        s = self.report.summary()
+        ok = np.isfinite(self.cycle_ms)
+        sums = np.nansum(self.stage_ms[ok], axis=1)
+        gap = self.cycle_ms[ok] - sums
+        worst = float(self.cycle_ms[ok].max()) if ok.any() else 0.0
+        cycle = s["cycle_ms"]
+        late = s["lateness_ms"]
+        # The slowest cycle that still leaves its wake-up lateness room in the period.
+        busy = cycle.get("p999", 0.0) + late.get("p999", 0.0)
+        return {
+            "cycles": s["cycles"],
+            "overruns": s["overruns"],
+            "cycle_ms": cycle,
+            "lateness_ms": late,
+            "stages": s["stages"],
+            # What the stage marks miss: timer overhead and the gaps between marks.
+            "stage_gap_ms": summarize(gap),
+            "worst_cycle_ms": worst,
+            "max_rate_hz": 1e3 / busy if busy > 0 else 0.0,
+            "period_ms": self.period_s * 1e3,
+            "faults": s["faults"],
+            "holds": s["holds"],
+            "dropped_records": s["dropped_records"],
+        }
+
+
+def run_loop(
+    cfg: RunConfig,
+    *,
+    rate_hz: float | None,
+    pipeline: Pipeline | None = None,
+    on_cycle: Callable[[int, int, dict], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+    priorities: realtime.LoopPriorities | None = None,
+) -> LoopRun:
+    """The real ``Run`` with its real ``ControlLoop``; ``pipeline`` replaces the one
+    ``Run`` builds (a tuned or reduced-precision one, built once for the bench)."""
+    run = Run(cfg, progress=progress, on_cycle=on_cycle, rate_hz=rate_hz, priorities=priorities)
+    if pipeline is not None:
+        run.pipeline = pipeline
+    report = run.execute()
+    assert run.loop is not None
+    timer = run.loop.timer
+    n = timer.n
+    return LoopRun(
+        report=report,
+        cycle_ms=timer.cycle_ms[:n].copy(),
+        lateness_ms=timer.lateness_ms[:n].copy(),
+        stage_ms=timer.table[:n].copy(),
+        stages=timer.stages,
+        period_s=run.loop.period,
+    )
+
+
+# --- the whole bench --------------------------------------------------------------------
+
+
+def _run_config(spec: BenchSpec, record_dir: Path | None, name: str = "bench.mcap") -> RunConfig:
+    steps = min(spec.cycles, EPISODE_STEPS)
+    return RunConfig(
+        robot="sim",
+        camera=spec.camera,
+        calibration=spec.calibration,
+        bundle=spec.bundle or str(default_bundle()),
+        episodes=max(1, math.ceil(spec.cycles / steps)),
+        max_steps=steps,
+        seed=spec.seed,
+        fast=spec.max_rate,
+        record=None if record_dir is None else str(record_dir / name),
+        inference=spec.inference,
+    )
+
+
+def _targets(result: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets, judged on this run's figures where it has them."""
+    t: dict[str, Any] = {}
+    mo = result.get("models_only_ms", {})
+    cyc = result.get("cycle_ms", {})
+    # On the simulator's clock (--max) the cycle also renders the frame: not comparable.
+    if mo.get("sum") and cyc.get("p50") and not result.get("max_rate"):
+        ratio = cyc["p50"] / mo["sum"]
+        t["cycle_p50_over_models_sum"] = {"value": ratio, "target": "<= 1.15", "met": ratio <= 1.15}
+    sp = result.get("speedup_vs_torch", {})
+    if sp.get("sum"):
+        t["onnx_speedup_vs_torch"] = {
+            "value": sp["sum"],
+            "target": ">= 2",
+            "met": sp["sum"] >= 2.0,
+        }
+    tun = result.get("tuning", {})
+    if tun.get("segmenter_speedup_vs_fp32") is not None:
+        v = tun["segmenter_speedup_vs_fp32"]
+        t["fastest_passing_segmenter_vs_fp32"] = {"value": v, "target": ">= 3", "met": v >= 3.0}
+    if not result.get("max_rate") and result.get("rate_hz") == 10.0:
+        late = result.get("lateness_ms", {}).get("p99", 0.0)
+        t["overruns_at_10hz"] = {
+            "value": result.get("overruns"),
+            "target": "0",
+            "met": result.get("overruns") == 0,
+            "cycles": result.get("cycles"),
+        }
+        t["lateness_p99_ms_at_10hz"] = {"value": late, "target": "<= 1", "met": late <= 1.0}
+    st = result.get("stress", {})
+    if st.get("p99_ratio") is not None:
+        r = st["p99_ratio"]
+        t["stress_cycle_p99_ratio"] = {"value": r, "target": "<= 2", "met": r <= 2.0}
+    return t
+
+
+def run_bench(
+    spec: BenchSpec,
+    *,
+    progress: Callable[[str], None] | None = None,
+    on_cycle: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Everything `grasprt bench` reports, as one JSON-ready dict (see docs/bench.md)."""
+    say = progress or (lambda s: None)
+    from grasprt.bundle import load_bundle
+
+    bundle = load_bundle(spec.bundle or default_bundle())
+    result: dict[str, Any] = {}
+    # SCHED_FIFO and locked memory before any session exists: ONNX Runtime's worker
+    # threads, created with the sessions, inherit the policy; tuning then measures the
+    # settings as the loop will run them. (Not with --max: a loop that never sleeps at
+    # SCHED_FIFO would starve a core.)
+    prio = realtime.LoopPriorities(spec.realtime and not spec.max_rate)
+    if spec.max_rate:
+        prio.notes.append("real-time settings off: --max runs on the simulator's clock")
+    elif not spec.realtime:
+        prio.notes.append("real-time settings off (--no-realtime)")
+    prio.before_sessions()
+    for note in prio.notes:
+        say(note)
+    try:
+        return _bench(spec, bundle, result, prio, say, on_cycle)
+    finally:
+        prio.close()
+
+
+def _bench(
+    spec: BenchSpec,
+    bundle: Bundle,
+    result: dict[str, Any],
+    prio: realtime.LoopPriorities,
+    say: Callable[[str], None],
+    on_cycle: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
+    inference = spec.inference
+    segmenter_bytes: bytes | None = None
+    if spec.tune:
+        say("tuning: ONNX Runtime settings, fused graph and precision ...")
+        tuning = tune(bundle, inference.provider, reps=max(10, spec.model_reps // 3), say=say)
+        result["tuning"] = tuning.summary()
+        inference = tuning.chosen
+        segmenter_bytes = tuning.segmenter_bytes
+        say(f"tuning: chose {tuning.reason}")
+    elif inference.precision == "int8":
+        from grasprt.runtime.quantize import reduced_segmenter
+
+        reduced = reduced_segmenter(bundle, inference.precision, inference)
+        segmenter_bytes = reduced.model
+        result["precision_gate"] = reduced.summary()
+        say(f"precision {inference.precision}: {reduced.verdict}")
+
+    spec = replace(spec, inference=inference)
+    prio.cpus = realtime.loop_cpu(inference.intra_op_threads)
+    pipeline = Pipeline(bundle, inference, segmenter_bytes=segmenter_bytes)
+    gate = getattr(pipeline, "gate", None)
+    if gate is not None:
+        result["precision_gate"] = gate.summary()
+        say(f"precision {inference.precision}: {gate.verdict}")
+    view = _sample_view(bundle)
+    say(f"model-only: {spec.model_reps} runs of each session ...")
+    mo = models_only(pipeline, view, spec.model_reps)
+    result["models_only_ms"] = {k: v for k, v in mo.items() if k != "detail"}
+    result["models_only_detail_ms"] = mo["detail"]
+    if spec.compare_torch:
+        say(f"PyTorch eager vs ONNX Runtime: {spec.model_reps} interleaved pairs ...")
+        cmp = compare_torch(bundle, pipeline, view, spec.model_reps)
+        result["torch_ms"] = cmp["torch_ms"]
+        result["onnx_ms_interleaved"] = cmp["onnx_ms"]
+        result["speedup_vs_torch"] = cmp["speedup"]
+        result["torch_parity_max_abs_err"] = cmp["parity_max_abs_err"]
+        result["torch_ab_pause_ms"] = cmp["pause_ms"]
+
+    seg_flops = model_flops(pipeline.segmenter_model)
+    ctl_flops = model_flops(bundle.controller_bytes)
+    gflop = (seg_flops + ctl_flops) / 1e9
+    peak = cpu_peak()
+    rate = None if spec.max_rate else (spec.rate_hz or bundle.rate_hz)
+    result.update(
+        {
+            "bundle": str(bundle.root),
+            "placeholder": bool(bundle.provenance.get("placeholder")),
+            "provider": inference.provider,
+            "threads": inference.intra_op_threads,
+            "precision": inference.precision,
+            "fused": inference.fused,
+            "graph_optimization": inference.graph_optimization,
+            "allow_spinning": inference.allow_spinning,
+            "max_rate": spec.max_rate,
+            "rate_hz": rate,
+            "camera": spec.camera or "sim",
+            "gflops_per_cycle": gflop,
+            "gflops_by_model": {"segmenter": seg_flops / 1e9, "controller": ctl_flops / 1e9},
+            "achieved_gflops": gflop / (mo["sum"] / 1e3) if mo["sum"] > 0 else 0.0,
+            "peak_gflops": peak.gflops,
+            "peak": peak.describe(),
+        }
+    )
+    result["fraction_of_peak"] = result["achieved_gflops"] / peak.gflops
+
+    counter = {"n": 0}
+
+    def one_run(cfg: RunConfig) -> LoopRun:
+        def tick(_episode: int, _step: int, _info: dict) -> None:
+            counter["n"] += 1
+            if on_cycle is not None:
+                on_cycle(counter["n"], spec.cycles)
+
+        return run_loop(
+            cfg, rate_hz=rate, pipeline=pipeline, on_cycle=tick, progress=None, priorities=prio
+        )
+
+    with tempfile.TemporaryDirectory(prefix="grasprt-bench-") as tmp:
+        record_dir = Path(tmp) if spec.record else None
+        cfg = _run_config(spec, record_dir)
+        pace = "as fast as possible" if rate is None else f"at {rate:g} Hz"
+        say(f"loop: {spec.cycles} cycles {pace}")
+        base = one_run(cfg)
+        result.update(base.summary())
+        result["achieved_gflops_loop"] = (
+            gflop / (result["cycle_ms"]["p50"] / 1e3) if result["cycle_ms"]["p50"] else 0.0
+        )
+        runs = {"unloaded": base}
+        if spec.stress:
+            counter["n"] = 0
+            say(f"loop again with {spec.stress} busy process(es) beside it ...")
+            with stress(spec.stress):
+                loaded = one_run(_run_config(spec, record_dir, "stress.mcap"))
+            ls = loaded.summary()
+            p99 = result["cycle_ms"]["p99"]
+            result["stress"] = {
+                "processes": spec.stress,
+                **ls,
+                "p99_ratio": ls["cycle_ms"]["p99"] / p99 if p99 > 0 else None,
+            }
+            runs[f"stress {spec.stress}"] = loaded
+    result["_runs"] = runs  # for the plot; dropped before JSON
+    result["realtime"] = prio.summary()
+    result["targets"] = _targets(result)
+    return result
+
+
+def json_ready(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if not k.startswith("_")}
+
+
+# --- choosing the fast path ----------------------------------------------------------
+
+
+@dataclass
+class Tuning:
+    chosen: InferenceConfig
+    segmenter_bytes: bytes | None
+    reason: str
+    settings_ms: dict[str, float]
+    precision: list[dict[str, Any]]
+    segmenter_fp32_ms: float
+    segmenter_chosen_ms: float
+
+    def summary(self) -> dict[str, Any]:
+        c = self.chosen
+        return {
+            "chosen": {
+                "provider": c.provider,
+                "threads": c.intra_op_threads,
+                "allow_spinning": c.allow_spinning,
+                "graph_optimization": c.graph_optimization,
+                "fused": c.fused,
+                "precision": c.precision,
+            },
+            "reason": self.reason,
+            "pipeline_p50_ms": self.settings_ms,
+            "precision_candidates": self.precision,
+            "segmenter_fp32_ms": self.segmenter_fp32_ms,
+            "segmenter_chosen_ms": self.segmenter_chosen_ms,
+            "segmenter_speedup_vs_fp32": (
+                self.segmenter_fp32_ms / self.segmenter_chosen_ms
+                if self.segmenter_chosen_ms > 0
+                else None
+            ),
+        }
+
+
+def _label(c: InferenceConfig) -> str:
+    if c.provider == "openvino":
+        return f"openvino threads={c.intra_op_threads} fused={'on' if c.fused else 'off'}"
+    return (
+        f"{c.provider} threads={c.intra_op_threads} spin={'on' if c.allow_spinning else 'off'} "
+        f"opt={c.graph_optimization} fused={'on' if c.fused else 'off'}"
+    )
+
+
+def _cycle_runner(p: Pipeline, view: np.ndarray, q: np.ndarray) -> Callable[[], None]:
+    def one() -> None:
+        p.segment(view)
+        p.threshold()
+        p.control(q, 0.0)
+
+    return one
+
+
+def _interleaved_p50(fns: dict[str, Callable[[], None]], reps: int) -> dict[str, float]:
+    for fn in fns.values():
+        for _ in range(2):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    names = list(fns)
+    for i in range(reps):
+        # Rotate the order each round: no configuration always runs first or last.
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            t = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t)
+    return {k: _p50(v) for k, v in times.items()}
+
+
+def tune(
+    bundle: Bundle,
+    provider: str = "cpu",
+    *,
+    reps: int = 20,
+    say: Callable[[str], None] | None = None,
+    thread_options: tuple[int, ...] | None = None,
+) -> Tuning:
+    """Measure the pipeline (segment, threshold, control) under each ONNX Runtime
+    setting, interleaved; then each reduced precision that passes the IoU gate; pick
+    the fastest. The loop runs the pick."""
+    from grasprt.runtime.quantize import int8_candidates, unsupported_reason
+
+    say = say or (lambda s: None)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    threads = thread_options or tuple(sorted({1, max(1, cores)}))
+    view = _sample_view(bundle)
+    q = np.zeros(7, dtype=np.float32)
+    configs = [
+        InferenceConfig(
+            provider=provider,
+            intra_op_threads=t,
+            allow_spinning=spin,
+            graph_optimization=opt,
+            fused=fused,
+        )
+        for t in threads
+        for spin in (False, True)
+        for opt in ("basic", "all")
+        for fused in (False, True)
+    ]
+    from grasprt.runtime import openvino_backend
+
+    if provider == "cpu" and openvino_backend.available():
+        # The other CPU engine, on the same graphs: it competes for the pick.
+        configs += [
+            InferenceConfig(provider="openvino", intra_op_threads=t, fused=fused)
+            for t in threads
+            for fused in (False, True)
+        ]
+    pipes = {_label(c): (c, Pipeline(bundle, c)) for c in configs}
+    settings_ms = _interleaved_p50(
+        {k: _cycle_runner(p, view, q) for k, (_, p) in pipes.items()}, reps
+    )
+    best_label = min(settings_ms, key=lambda k: settings_ms[k])
+    best = pipes[best_label][0]
+    say(f"tuning: fastest settings {best_label} ({settings_ms[best_label]:.2f} ms p50)")
+    del pipes
+
+    candidates: list[dict[str, Any]] = []
+    for prec in ("fp16", "bf16"):
+        why = unsupported_reason(prec, provider)
+        candidates.append({"precision": prec, "offered": why is None, "verdict": why})
+    say("tuning: int8 QDQ, calibrated on simulator frames, IoU gate on held-out frames ...")
+    reduced = int8_candidates(bundle)
+    # The reference: ONNX Runtime fp32 with the chosen thread count (what the issue's
+    # ">= 3x" is against); and the fastest fp32 setting, which a reduced model must beat.
+    ort_fp32 = replace(best, provider=provider, fused=False)
+    engines = [provider]
+    if provider == "cpu" and openvino_backend.available():
+        engines.append("openvino")
+    seg_pipes: dict[str, Pipeline] = {
+        "fp32": Pipeline(bundle, ort_fp32),
+        "best fp32": Pipeline(bundle, replace(best, fused=False)),
+    }
+    variants: dict[str, tuple[Any, InferenceConfig]] = {}
+    for r in reduced:
+        for engine in engines:
+            cfg = replace(ort_fp32, provider=engine)
+            key = f"{r.variant} on {engine}"
+            seg_pipes[key] = Pipeline(bundle, cfg, segmenter_bytes=r.model)
+            variants[key] = (r, cfg)
+    for p in seg_pipes.values():
+        np.copyto(p.image[0], view)
+    seg_ms = _interleaved_p50({k: p.segmenter.run for k, p in seg_pipes.items()}, reps)
+    del seg_pipes
+    for key, (r, _) in variants.items():
+        candidates.append(
+            {**r.summary(), "engine": key, "offered": True, "segmenter_p50_ms": seg_ms[key]}
+        )
+    passing = [k for k, (r, _) in variants.items() if r.passed and seg_ms[k] < seg_ms["best fp32"]]
+    chosen_bytes = None
+    chosen = best
+    chosen_ms = seg_ms["best fp32"]
+    if passing:
+        key = min(passing, key=lambda k: seg_ms[k])
+        r, cfg = variants[key]
+        chosen_bytes = r.model
+        chosen = replace(best, provider=cfg.provider, precision="int8")
+        chosen_ms = seg_ms[key]
+        why = (
+            f"{key}: segmenter {chosen_ms:.2f} ms vs ONNX Runtime fp32 {seg_ms['fp32']:.2f} ms, "
+            f"{r.verdict}"
+        )
+    else:
+        verdicts = "; ".join(
+            f"{k}: {seg_ms[k]:.2f} ms, {r.verdict}" for k, (r, _) in variants.items()
+        )
+        why = (
+            f"fp32 (segmenter {seg_ms['best fp32']:.2f} ms; ONNX Runtime fp32 "
+            f"{seg_ms['fp32']:.2f} ms): no faster precision passed ({verdicts})"
+        )
+    reason = (
+        f"{_label(best)} ({settings_ms[best_label]:.2f} ms per cycle's models), precision {why}"
+    )
+    return Tuning(
+        chosen=chosen,
+        segmenter_bytes=chosen_bytes,
+        reason=reason,
+        settings_ms=settings_ms,
+        precision=candidates,
+        segmenter_fp32_ms=seg_ms["fp32"],
+        segmenter_chosen_ms=chosen_ms,
+    )

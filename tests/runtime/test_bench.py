@@ -1,0 +1,299 @@
+"""`grasprt bench` runs the real loop and reports consistent figures.
+
+No test here asserts how long anything takes: they check that the bench runs, that
+its keys are there, that stage times tile the cycle, that busy neighbours are always
+reaped, and that bad input is one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bundle_factory import color_segmenter, ramp_controller, write_bundle
+
+from grasprt.bundle import load_bundle
+from grasprt.errors import ConfigError
+from grasprt.profiles import SAWYER
+from grasprt.runtime import realtime
+from grasprt.runtime.bench import BenchSpec, json_ready, run_bench, tune
+from grasprt.runtime.inference import InferenceConfig, Pipeline
+from grasprt.runtime.stress import stress
+
+REPO = Path(__file__).resolve().parents[2]
+PLACEHOLDER = REPO / "models" / "placeholder"
+TIMED = ("p50", "p90", "p99", "p999", "max")
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_bundle(
+        tmp_path_factory.mktemp("bench") / "b",
+        color_segmenter(),
+        ramp_controller(list(SAWYER.neutral)),
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _check_percentiles(d: dict) -> None:
+    assert set(TIMED) <= set(d)
+    values = [d[k] for k in TIMED]
+    assert all(np.isfinite(values)) and values == sorted(values)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_bench_fast_loop_stage_times_add_up_to_the_cycle(bundle_dir: Path, fused: bool) -> None:
+    spec = BenchSpec(
+        bundle=str(bundle_dir),
+        cycles=60,
+        max_rate=True,
+        model_reps=5,
+        realtime=False,
+        inference=InferenceConfig(intra_op_threads=1, fused=fused),
+    )
+    r = run_bench(spec)
+    assert r["cycles"] == 60 and r["overruns"] == 0 and not r["faults"]
+    assert r["fused"] is fused
+    for key in ("cycle_ms", "lateness_ms"):
+        _check_percentiles(r[key])
+    assert set(r["stages"]) >= {"frame_wait", "model_view", "segmenter", "controller", "record"}
+    for st in r["stages"].values():
+        _check_percentiles(st)
+    assert r["models_only_ms"]["sum"] == pytest.approx(
+        r["models_only_ms"]["segmenter"] + r["models_only_ms"]["controller"]
+    )
+    assert ("fused" in r["models_only_ms"]) is fused
+    # Cycle by cycle: the stages tile the cycle; what is left is the timer's own marks.
+    run = r["_runs"]["unloaded"]
+    ok = np.isfinite(run.cycle_ms)
+    sums = np.nansum(run.stage_ms[ok], axis=1)
+    gap = run.cycle_ms[ok] - sums
+    assert np.all(gap >= 0)
+    assert np.all(gap <= 0.05 * run.cycle_ms[ok] + 0.5)
+    # The factory's graphs have no Conv, Gemm or MatMul: nothing to count.
+    assert r["gflops_per_cycle"] == 0.0 and r["peak_gflops"] > 0
+    json.dumps(json_ready(r))  # everything reported is JSON
+
+
+def test_bench_real_time_with_stress_reaps_its_neighbours(bundle_dir: Path) -> None:
+    spec = BenchSpec(
+        bundle=str(bundle_dir),
+        cycles=15,
+        rate_hz=50.0,
+        model_reps=5,
+        realtime=False,
+        stress=1,
+        inference=InferenceConfig(intra_op_threads=1),
+    )
+    r = run_bench(spec)
+    assert r["rate_hz"] == 50.0 and r["max_rate"] is False
+    # A loaded machine may overrun 50 Hz and stop the episode early (a fault, reported):
+    # the structure is checked here, not the timing.
+    assert 1 <= r["stress"]["cycles"] <= 15
+    if r["stress"]["cycles"] < 15:
+        assert r["stress"]["faults"]
+    assert r["stress"]["processes"] == 1 and r["stress"]["p99_ratio"] > 0
+    assert r["max_rate_hz"] > 0
+    assert "stress_cycle_p99_ratio" in r["targets"]
+
+
+def test_stress_processes_are_killed_even_after_an_error() -> None:
+    seen: list[int] = []
+    with pytest.raises(RuntimeError), stress(2) as pids:
+        seen = list(pids)
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        raise RuntimeError("the bench failed mid-run")
+    assert seen and not any(_alive(p) for p in seen)
+
+
+def test_realtime_applies_or_degrades_with_a_note_and_undoes() -> None:
+    before = os.sched_getaffinity(0)
+    policy = os.sched_getscheduler(0)
+    st = realtime.apply(cpus={sorted(before)[-1]}, fifo_priority=10, lock_memory=False)
+    try:
+        # Each request is either applied or explained, never silently dropped.
+        assert len(st.applied) + len(st.notes) == 2
+        assert all("\n" not in n for n in st.notes)
+    finally:
+        st.undo()
+    assert os.sched_getaffinity(0) == before
+    assert os.sched_getscheduler(0) == policy
+
+
+@pytest.mark.slow
+def test_tune_reports_every_setting_and_a_reason(bundle_dir: Path) -> None:
+    t = tune(load_bundle(bundle_dir), reps=3, thread_options=(1,))
+    s = t.summary()
+    ort_settings = [k for k in s["pipeline_p50_ms"] if k.startswith("cpu ")]
+    assert len(ort_settings) == 8  # spin x opt level x fused, one thread count
+    assert all(v > 0 for v in s["pipeline_p50_ms"].values())
+    assert s["chosen"]["threads"] == 1 and s["reason"]
+    kinds = {c["precision"] for c in s["precision_candidates"]}
+    assert {"int8", "fp16", "bf16"} <= kinds
+    # A reduced precision is chosen only if it passed the gate.
+    if s["chosen"]["precision"] == "int8":
+        assert any(c.get("passed") for c in s["precision_candidates"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (PLACEHOLDER / "bundle.json").exists(), reason="no placeholder bundle")
+def test_compare_torch_uses_the_same_weights() -> None:
+    pytest.importorskip("torch")
+    spec = BenchSpec(
+        bundle=str(PLACEHOLDER),
+        cycles=3,
+        max_rate=True,
+        model_reps=5,
+        realtime=False,
+        record=False,
+        compare_torch=True,
+    )
+    r = run_bench(spec)
+    assert r["torch_parity_max_abs_err"] < 1e-4
+    for key in ("torch_ms", "speedup_vs_torch"):
+        assert set(r[key]) == {"segmenter", "controller", "sum"}
+    assert r["speedup_vs_torch"]["sum"] == pytest.approx(
+        r["torch_ms"]["sum"] / r["onnx_ms_interleaved"]["sum"]
+    )
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "grasprt.cli", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_bench_cli_writes_json_and_plot(bundle_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out, png = tmp_path / "b.json", tmp_path / "b.png"
+    proc = _cli(
+        "--bundle", str(bundle_dir), "--cycles", "20", "--max", "--threads", "1",
+        "--model-reps", "5", "--json", str(out), "--plot", str(png),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    for key in (
+        "cycle_ms", "lateness_ms", "stages", "overruns", "cycles", "models_only_ms",
+        "gflops_per_cycle", "achieved_gflops", "peak_gflops", "provider", "threads",
+        "precision",
+    ):  # fmt: skip
+        assert key in r, key
+    assert r["threads"] == 1 and r["provider"] == "cpu" and r["precision"] == "fp32"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "cycle" in proc.stdout and "segmenter" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--rate", "0"), "--rate"),
+        (("--rate", "10", "--max"), "exclude"),
+        (("--cycles", "0"), "--cycles"),
+        (("--stress", "-1"), "--stress"),
+        (("--threads", "0"), "threads"),
+        (("--json", "/no/such/folder/b.json"), "--json"),
+    ],
+)
+def test_bench_bad_input_is_one_line_exit_2(args: tuple[str, ...], words: str) -> None:
+    proc = _cli(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_bench_spec_validates() -> None:
+    with pytest.raises(ConfigError, match="sim camera"):
+        BenchSpec(max_rate=True, camera="opencv:0")
+
+
+def test_openvino_backend_runs_the_same_graphs(bundle_dir: Path) -> None:
+    pytest.importorskip("openvino")
+    from grasprt.runtime.quantize import sim_frames
+
+    b = load_bundle(bundle_dir)
+    ort_p = Pipeline(b, InferenceConfig(intra_op_threads=1))
+    ov_p = Pipeline(b, InferenceConfig(provider="openvino", intra_op_threads=1))
+    q = np.asarray(SAWYER.neutral, dtype=np.float32) + 0.1
+    for frame in sim_frames(b, [21, 22]):
+        for p in (ort_p, ov_p):
+            p.set_state(q, 0.0)
+            p.segment(frame)
+            p.threshold()
+            p.control(q, 0.0)
+        np.testing.assert_allclose(ov_p.prob, ort_p.prob, atol=1e-5)
+        np.testing.assert_array_equal(ov_p.mask, ort_p.mask)
+        np.testing.assert_allclose(ov_p.action, ort_p.action, atol=1e-5)
+    assert ov_p.fused_runs == 2
+
+
+def test_openvino_refuses_a_precision_the_cpu_lacks(bundle_dir: Path) -> None:
+    pytest.importorskip("openvino")
+    from grasprt.runtime import openvino_backend
+
+    b = load_bundle(bundle_dir)
+    cfg = InferenceConfig(provider="openvino", precision="bf16", intra_op_threads=1)
+    if "BF16" in openvino_backend.capabilities():
+        # Natively supported: the IoU gate decides, and its verdict is kept.
+        p = Pipeline(b, cfg)
+        assert p.gate is not None and p.gate.passed
+    else:
+        with pytest.raises(ConfigError, match="BF16"):
+            Pipeline(b, cfg)
+
+
+def test_loop_priorities_rank_threads_and_restore_everything() -> None:
+    import threading
+
+    before = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+    affinity = os.sched_getaffinity(0)
+    prio = realtime.LoopPriorities(True, realtime.loop_cpu(1))
+    seen: dict[str, int] = {}
+    try:
+        prio.before_sessions()
+        prio.before_threads()
+        helper = threading.Thread(
+            target=lambda: seen.update(helper=os.sched_getparam(0).sched_priority)
+        )
+        helper.start()
+        helper.join()
+        prio.in_loop()
+        seen["loop"] = os.sched_getparam(0).sched_priority
+        prio.in_loop()  # a second call changes nothing
+        s = prio.summary()
+        if prio.fifo:
+            # Permitted here: the helper thread inherited the lower rank, the loop the top.
+            assert seen == {"helper": realtime.HELPER_PRIORITY, "loop": realtime.LOOP_PRIORITY}
+        else:
+            # Refused here: said so in one line each, and the run goes on unranked.
+            assert s["notes"] and all("\n" not in n for n in s["notes"])
+    finally:
+        prio.close()
+    assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
+    assert os.sched_getaffinity(0) == affinity
+
+
+def test_loop_priorities_disabled_touch_nothing() -> None:
+    before = (os.sched_getscheduler(0), os.sched_getaffinity(0))
+    prio = realtime.LoopPriorities(False, {0})
+    prio.before_sessions()
+    prio.before_threads()
+    prio.in_loop()
+    assert (os.sched_getscheduler(0), os.sched_getaffinity(0)) == before
+    assert prio.summary() == {"applied": [], "notes": []}
+    prio.close()

@@ -18,7 +18,7 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[export,dev,realsense,serial]'
+	$(PIP) install -e '.[export,dev,realsense,serial,openvino]'
 	touch $@ $(VENV)/.base
 
 demo: $(VENV)/.base

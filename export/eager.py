@@ -43,7 +43,10 @@ def _net_state(weights: dict[str, np.ndarray], net: torch.nn.Module, role: str) 
 class EagerPair:
     """The segmenter and controller graphs in eager mode, ready to time."""
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.torch_version = torch.__version__
         seg_w = _weights(bundle.segmenter_bytes)
         ctl_w = _weights(bundle.controller_bytes)
         widths = [

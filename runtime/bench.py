@@ -114,16 +114,14 @@ def models_only(pipeline: Pipeline, view: np.ndarray, reps: int) -> dict[str, An
 def compare_torch(bundle: Bundle, pipeline: Pipeline, view: np.ndarray, reps: int) -> dict:
     """ONNX Runtime against PyTorch eager on the same weights, A/B interleaved, with the
     order flipped every repetition so neither always runs on a warm cache."""
+    # torch only here, through the export extra's module: the runtime never imports it.
     try:
-        import torch
-
         from grasprt.export.eager import EagerPair
     except ModuleNotFoundError as e:
         raise ConfigError(
             f"--compare torch needs the export extra (pip install 'grasprt[export]'): {e}"
         ) from None
-    torch.set_num_threads(pipeline.cfg.intra_op_threads)
-    eager = EagerPair(bundle)
+    eager = EagerPair(bundle, threads=pipeline.cfg.intra_op_threads)
     np.copyto(pipeline.image[0], view)
     pipeline.segmenter.run()
     pipeline.threshold()
@@ -160,7 +158,7 @@ def compare_torch(bundle: Bundle, pipeline: Pipeline, view: np.ndarray, reps: in
         "torch_ms": torch_ms,
         "speedup": {k: torch_ms[k] / onnx_ms[k] if onnx_ms[k] > 0 else 0.0 for k in onnx_ms},
         "parity_max_abs_err": parity,
-        "torch": torch.__version__,
+        "torch": eager.torch_version,
         "pause_ms": A_B_PAUSE_S * 1e3,
         "threads": pipeline.cfg.intra_op_threads,
     }

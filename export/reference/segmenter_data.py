@@ -14,22 +14,29 @@ at least half of it, and the cell under the sphere's centre is always 1.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from grasprt.drivers.sim.config import SceneConfig
+from grasprt.drivers.sim.config import SceneConfig, SimConfig
+from grasprt.drivers.sim.factory import make_sim
+from grasprt.drivers.sim.ik import ik_residual, solve_ik
 from grasprt.drivers.sim.scene import CLUTTER_RGB
 from grasprt.export.defaults import sim_camera_fallback
 from grasprt.export.reference.backgrounds import BackgroundSource
+from grasprt.runtime.clock import SimClock
 
 CELL = 4
+MODEL_SIZE = 400
+_TAN_HALF_FOV = float(np.tan(np.radians(40.0)))
 FOCAL_PX = sim_camera_fallback().fx
 TARGET_RGB = SceneConfig().sphere_rgb
-# Sphere radius on the 400x400 image, px: ~4.7 at the start height (35 cm), tens in the
-# last centimetres of an approach. Log-uniform, so small and large are both common.
-RADIUS_RANGE_PX = (1.8, 70.0)
+# Sphere radius on the 400x400 image, px: ~4.7 at the start height (35 cm); ~7 at the
+# grasp, where the Sawyer's wrist camera is still ~24 cm above the fingertips. Larger
+# ones keep it working for a camera mounted nearer the fingers. Log-uniform.
+RADIUS_RANGE_PX = (1.8, 40.0)
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ def draw_light(rng: np.random.Generator) -> Light:
 
 def target_colour(rng: np.random.Generator) -> np.ndarray:
     """The yellow of the target, varied as paint, plastic and a camera's colour response vary."""
-    r, g, b = TARGET_RGB
+    r, g, _b = TARGET_RGB
     return np.array(
         [r * rng.uniform(0.85, 1.07), g * rng.uniform(0.78, 1.1), rng.uniform(0.0, 0.25)],
         np.float32,
@@ -121,7 +128,9 @@ def render_ball(
     return (u0, v0, u1, v1), colour.astype(np.float32), cover
 
 
-def _paste(img: np.ndarray, drawn: tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]) -> None:
+def _paste(
+    img: np.ndarray, drawn: tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]
+) -> None:
     (u0, v0, u1, v1), colour, cover = drawn
     patch = img[v0:v1, u0:u1]
     patch *= 1.0 - cover[..., None]
@@ -129,7 +138,11 @@ def _paste(img: np.ndarray, drawn: tuple[tuple[int, int, int, int], np.ndarray, 
 
 
 def _shadow(
-    img: np.ndarray, centre: tuple[float, float], radius: float, light: Light, rng: np.random.Generator
+    img: np.ndarray,
+    centre: tuple[float, float],
+    radius: float,
+    light: Light,
+    rng: np.random.Generator,
 ) -> None:
     """Darken a soft disc where the ball meets the table, pushed away from the lamp."""
     h, w = img.shape[:2]
@@ -156,9 +169,13 @@ def _hue_not_yellow(rng: np.random.Generator) -> np.ndarray:
 
 
 def _clutter(img: np.ndarray, rng: np.random.Generator, light: Light, principal: tuple) -> None:
-    """Distractors: balls and discs in the simulator's clutter colours, and other blobs."""
+    """Distractors: balls and discs in the simulator's clutter colours, other blobs, and flat
+    shapes."""
     h, w = img.shape[:2]
     for _ in range(int(rng.integers(1, 6))):
+        if rng.random() < 0.15:
+            _flat_shape(img, rng, light)
+            continue
         if rng.random() < 0.75:
             rgb = np.asarray(CLUTTER_RGB[int(rng.integers(len(CLUTTER_RGB)))], np.float32)
             # Orange is the closest to yellow: give it extra weight as a hard negative.
@@ -176,6 +193,22 @@ def _clutter(img: np.ndarray, rng: np.random.Generator, light: Light, principal:
                 _paste(img, drawn)
         else:
             _disc(img, centre, radius, rgb, light, rng)
+
+
+def _flat_shape(img: np.ndarray, rng: np.random.Generator, light: Light) -> None:
+    """A flat rectangle (a box, tape, a sticky note), often yellow: it teaches that the
+    target is a round, shaded blob and not any yellow patch."""
+    h, w = img.shape[:2]
+    rgb = target_colour(rng) if rng.random() < 0.5 else _hue_not_yellow(rng)
+    long_side = float(np.exp(rng.uniform(np.log(14.0), np.log(160.0))))
+    size = (long_side, long_side * rng.uniform(0.15, 1.0))
+    centre = (rng.uniform(0, w), rng.uniform(0, h))
+    corners = cv2.boxPoints((centre, size, rng.uniform(0.0, 180.0)))
+    cover = np.zeros((h, w), np.float32)
+    cv2.fillPoly(cover, [np.round(corners * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+    level = light.ambient + (1 - light.ambient) * rng.uniform(0.5, 1.0)
+    img *= 1.0 - cover[..., None]
+    img += cover[..., None] * (255.0 * light.tint * rgb * level)
 
 
 def _disc(
@@ -260,8 +293,11 @@ def composite(
         lo, hi = settings.radius_px
         radius = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
         # Big spheres may hang off the edge (the last centimetres of an approach).
-        margin = min(radius * 0.6, 0.25 * min(height, width))
-        centre = (rng.uniform(-margin, width - 1 + margin), rng.uniform(-margin, height - 1 + margin))
+        margin = min(radius * 0.6, 0.2 * min(height, width))
+        centre = (
+            rng.uniform(-margin, width - 1 + margin),
+            rng.uniform(-margin, height - 1 + margin),
+        )
         if rng.random() < settings.p_shadow:
             _shadow(img, centre, radius, light, rng)
         drawn = render_ball((height, width), centre, radius, principal, target_colour(rng), light)
@@ -286,3 +322,54 @@ def crop_batch(
         img, mask, _family = composite(rng, source, size, size, (axis - u0, axis - v0))
         images[i], masks[i, 0] = img, mask
     return images, masks
+
+
+def sim_frames(
+    n: int, seed: int, clutter: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+    """`n` held-out frames (image, truth mask, camera-to-sphere distance in m) from the simulator.
+
+    Its renderer plays the real camera, so these frames are only ever scored, never
+    trained on. Half the poses are free views from 20 to 42 cm above the table, offset
+    and tilted; half are the last part of an approach, fingertips 0.5 to 10 cm above the
+    sphere (the closest the wrist camera gets to it).
+    """
+    world, _robot, camera = make_sim(SimConfig(clutter=clutter), SimClock(), seed)
+    rng = np.random.default_rng([seed, clutter, 0x5E6])
+    table_z = world.table_z
+    made, episode = 0, 0
+    while made < n:
+        episode += 1
+        world.reset(seed * 100_003 + clutter * 1009 + episode)
+        sphere = world.sphere_position()
+        forward = np.array([*rng.uniform(-0.25, 0.25, 2), -1.0])
+        if rng.random() < 0.5:
+            frame_name = "fingertips"
+            lift = float(np.exp(rng.uniform(np.log(0.005), np.log(0.10))))
+            target = sphere + np.array([*rng.uniform(-0.015, 0.015, 2), lift])
+            forward[:2] *= 0.3
+        else:
+            frame_name = "camera"
+            height = rng.uniform(0.20, 0.42)
+            reach = 0.7 * height * _TAN_HALF_FOV
+            target = np.array([*(sphere[:2] + rng.uniform(-reach, reach, 2)), table_z + height])
+        q = solve_ik(world.kin, world.true_q(), target, forward, frame=frame_name)
+        pos_err, _ = ik_residual(world.kin, q, target, forward, frame=frame_name)
+        if pos_err > 0.005 or world.kin.lowest_point_z(q) < table_z + 0.002:
+            continue  # unreachable, or the hand in the table: not a view the robot has
+        world.arm.reset(q)
+        frame = camera.capture()
+        if frame.truth_mask is None or frame.truth_mask.sum() == 0:
+            continue  # the sphere is out of view: these figures are about finding it
+        made += 1
+        distance = float(np.linalg.norm(world.camera_pose()[:3, 3] - sphere))
+        yield frame.image, frame.truth_mask, distance
+
+
+def composite_frames(
+    n: int, seed: int, source: BackgroundSource
+) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    """`n` full 400x400 composites over `source`: (image, mask, background family)."""
+    rng = np.random.default_rng([seed, 0xC0A])
+    for _ in range(n):
+        yield composite(rng, source, MODEL_SIZE, MODEL_SIZE)

@@ -26,6 +26,7 @@ COMMANDS = {
         "grasprt.calibration.cli:calibrate_camera_cmd",
         "Calibrate a camera's intrinsics from a board.",
     ),
+    "eval": ("grasprt.eval_cmd:eval_cmd", "Grasp success in the sim under the paper's protocol."),
     "view": ("grasprt.calibration.cli:view_cmd", "Write a PNG: camera frame, model view, mask."),
 }
 

@@ -15,13 +15,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from grasprt.config import RunConfig, SimSettings
 from grasprt.errors import ConfigError
 from grasprt.runtime.runner import Run
+from grasprt.runtime.watchdog import StalenessConfig
+
+if TYPE_CHECKING:
+    from grasprt.drivers.sim.config import SimConfig
 
 GAPS = ("default", "none", "large")
 
@@ -52,8 +56,13 @@ class EvalConfig:
             raise ConfigError("--seed must be >= 0")
 
     def run_config(self) -> RunConfig:
+        # On the simulator's clock no arm moves in wall time: the wall-clock heartbeat
+        # would only measure how busy the machine is (a loaded CI box trips 0.5 s). A
+        # hung loop still trips the long one; every other watchdog runs on sim time.
+        watchdog = StalenessConfig() if self.realtime else StalenessConfig(heartbeat_s=30.0)
         return RunConfig(
             robot="sim",
+            watchdog=watchdog,
             bundle=self.bundle,
             fast=not self.realtime,
             max_steps=self.max_steps,
@@ -96,7 +105,7 @@ class EvalReport:
             "success_rate": len(ok) / n if n else 0.0,
             "mean_steps": float(np.mean([r.steps for r in self.results])) if n else 0.0,
             "mean_steps_success": float(np.mean([r.steps for r in ok])) if ok else None,
-            "detection_disagreements": sum(r.success != r.detected for r in self.results),
+            "detection_disagreements": int(sum(r.success != r.detected for r in self.results)),
             "faults": [r.fault for r in self.results if r.fault],
             "settings": {
                 "grid": self.config.grid,
@@ -160,42 +169,40 @@ def run_attempts(
     *,
     pipeline_factory: PipelineFactory | None = None,
     progress: Callable[[AttemptResult, int, int], None] | None = None,
+    sim: SimConfig | None = None,
 ) -> list[AttemptResult]:
-    """Run each attempt as one episode of a `grasprt run` on the simulated Sawyer.
+    """Run each attempt as a one-episode `grasprt run` on the simulated Sawyer.
 
-    A fault ends a Run (the arm latched on hold), so the remaining attempts continue in
-    a fresh Run: the fault counts as that attempt's failure, not the evaluation's end.
+    `sim` replaces the simulation settings `run_cfg` names (training draws its own
+    dynamics gap); the evaluation protocol leaves it None. A fresh Run per attempt
+    (fresh world, connected drivers, sessions) costs a fraction of a second and keeps
+    attempts independent: a fault stop counts as that attempt's failure, not the
+    evaluation's end, and progress comes as each attempt ends.
     """
     from grasprt.profiles import SAWYER
     from grasprt.runtime.runner import sim_drivers
 
+    cfg = replace(run_cfg, episodes=1)
     results: list[AttemptResult] = []
-    while len(results) < len(attempts):
-        todo = attempts[len(results) :]
-        cfg = replace(run_cfg, episodes=len(todo))
-        drivers = sim_drivers(cfg, SAWYER)
+    for a in attempts:
+        drivers = sim_drivers(cfg, SAWYER, sim)
         world = drivers.world
-        truths: list[bool] = []
 
-        def setup(n: int, world: Any = world, todo: Sequence[Attempt] = todo) -> None:
-            if n > 0:
-                truths.append(world.grasp_succeeded())
-            a = todo[n]
+        def setup(n: int, world: Any = world, a: Attempt = a) -> None:
             world.reset(a.seed, sphere_xy=(a.x, a.y))
 
-        drivers = replace(drivers, setup_episode=setup)
-        run = Run(cfg, drivers=drivers)
+        run = Run(cfg, drivers=replace(drivers, setup_episode=setup))
         if pipeline_factory is not None:
             run.pipeline = pipeline_factory(run, world)
         report = run.execute()
-        truths.append(world.grasp_succeeded())
-        for ep, truth in zip(report.episodes, truths, strict=False):
-            res = AttemptResult(todo[ep.episode], truth, ep.success, ep.steps, ep.fault)
-            results.append(res)
-            if progress is not None:
-                progress(res, len(results), len(attempts))
         if not report.episodes:
-            raise ConfigError("evaluation: a run ended before its first attempt")
+            raise ConfigError("evaluation: a run ended before its attempt")
+        ep = report.episodes[0]
+        # The truth after the loop's hold: the sphere held and lifted 5 cm off the table.
+        res = AttemptResult(a, bool(world.grasp_succeeded()), ep.success, ep.steps, ep.fault)
+        results.append(res)
+        if progress is not None:
+            progress(res, len(results), len(attempts))
         if report.stopped:
             break  # a signal: the operator wants out
     return results

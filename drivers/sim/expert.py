@@ -47,11 +47,14 @@ class ExpertConfig:
     lost: float = 0.015
     # Close when the sphere sits this well between the fingers (hand x across the pads
     # is the tight one: the pads are 12 mm wide) and the depth is within `depth_tol`.
-    close_x: float = 0.0025
-    close_y: float = 0.005
+    close_x: float = 0.0035
+    close_y: float = 0.006
     depth_tol: float = 0.003
-    # Aim where the sphere will be this long from now (arm latency + lag + closing).
-    lead_s: float = 0.3
+    # Aim where a rolling sphere will be this long from now: the arm's latency and lag
+    # behind a 10 Hz stream of waypoints (measured: ~0.17 s at the default gap).
+    lead_s: float = 0.17
+    # From the close command to the fingers meeting the sphere (latency + closing).
+    close_s: float = 0.3
     lift_height: float = 0.1
 
     def __post_init__(self) -> None:
@@ -82,23 +85,25 @@ class Expert:
     def reset(self) -> None:
         self.state = "approach"
         self._episode = self.world.episode
-        self._last: tuple[float, np.ndarray] | None = None
-        self._closed_steps = 0
+        self._last: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._reopen = False
 
     # ---- what the world says ---------------------------------------------------------
 
-    def _sphere_estimate(self) -> np.ndarray:
-        """Where the sphere will be `lead_s` from now, from its last two positions."""
-        t, p = self.world.time, self.world.sphere_position()
-        vel = np.zeros(3)
+    def _velocities(self, sphere: np.ndarray, tips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sphere and fingertip velocities from their positions at the last step."""
+        t = self.world.time
+        v_sphere, v_tips = np.zeros(3), np.zeros(3)
         if self._last is not None and t > self._last[0]:
-            vel = (p - self._last[1]) / (t - self._last[0])
-            vel[2] = 0.0
+            dt = t - self._last[0]
+            v_sphere = (sphere - self._last[1]) / dt
+            v_tips = (tips - self._last[2]) / dt
+            v_sphere[2] = 0.0
             # A push or a bounce is not a velocity worth leading.
-            if np.linalg.norm(vel) > 0.2:
-                vel[:] = 0.0
-        self._last = (t, p)
-        return p + vel * self.config.lead_s
+            if np.linalg.norm(v_sphere) > 0.2:
+                v_sphere[:] = 0.0
+        self._last = (t, sphere, tips)
+        return v_sphere, v_tips
 
     # ---- the decision ------------------------------------------------------------------
 
@@ -114,42 +119,54 @@ class Expert:
         held = w.object_held()
         grip = w.gripper_position()
         sphere_now = w.sphere_position()
-        sphere = self._sphere_estimate()
+        v_sphere, v_tips = self._velocities(sphere_now, tips)
+        sphere = sphere_now + v_sphere * cfg.lead_s
         rest_z = sphere_now[2] if not held else w.sphere.rest_z
         bottom = np.array([sphere[0], sphere[1], rest_z - cfg.grasp_depth])
         above = bottom + np.array([0.0, 0.0, cfg.approach_height + cfg.grasp_depth])
         lateral = float(np.linalg.norm(tips[:2] - sphere[:2]))
 
-        state = self.state
+        # What the arm was last told to do with the fingers (privileged: the policy that
+        # is being labelled may have closed them when the expert would not have).
+        closing = bool(w.arm.gripper_closed)
         if held:
             state = "lift"
-        elif state == "lift":
-            state = "reopen"  # dropped it
-        elif state == "close":
-            self._closed_steps += 1
-            # Fully shut (past where it would rest on the sphere) and nothing held: a miss.
-            if grip > self._grip_on_sphere + 0.05 or self._closed_steps > 12:
-                state = "reopen"
-        if state == "reopen" and grip <= 0.02 and tips[2] > rest_z + 0.5 * cfg.approach_height:
-            state = "approach"
-        if state == "approach" and (
-            np.linalg.norm(tips - above) < 0.01
-            or (lateral < cfg.descend_tol and tips[2] < above[2] + 0.01)
-        ):
-            state = "descend"
-        if state == "descend":
-            if lateral > cfg.lost:
+        elif (closing and grip > self._grip_on_sphere + 0.05) or self.state == "lift":
+            # Shut past where they would rest on the sphere with nothing held (a miss
+            # or a bump), or the sphere was dropped: open, rise, re-acquire.
+            self._reopen = True
+            state = "reopen"
+        elif self._reopen:
+            high = tips[2] > rest_z + 0.5 * cfg.approach_height
+            if grip <= 0.02 and not closing and high:
+                self._reopen = False
                 state = "approach"
             else:
-                rel = sphere_in_fingers(hand, self.spec, sphere)
-                depth_err = abs((tips[2] - bottom[2]))
-                if (
-                    abs(rel[0]) < cfg.close_x
-                    and abs(rel[1]) < cfg.close_y
-                    and depth_err < cfg.depth_tol
-                ):
-                    state = "close"
-                    self._closed_steps = 0
+                state = "reopen"
+        elif closing and self.state == "close":
+            state = "close"  # closing on a centred sphere: let the fingers finish
+        else:
+            state = "approach" if self.state in ("reopen", "lift") else self.state
+            if state == "approach" and (
+                np.linalg.norm(tips - above) < 0.01
+                or (lateral < cfg.descend_tol and tips[2] < above[2] + 0.01)
+            ):
+                state = "descend"
+            if state in ("descend", "close"):
+                state = "descend"
+                if lateral > cfg.lost:
+                    state = "approach"
+                else:
+                    # Where the sphere will sit between the fingers when they reach it.
+                    ahead = sphere_now + (v_sphere - v_tips) * cfg.close_s
+                    rel = sphere_in_fingers(hand, self.spec, ahead)
+                    depth_err = abs(tips[2] - bottom[2])
+                    if (
+                        abs(rel[0]) < cfg.close_x
+                        and abs(rel[1]) < cfg.close_y
+                        and depth_err < cfg.depth_tol
+                    ):
+                        state = "close"
         self.state = state
 
         gripper = 1.0 if state in ("close", "lift") else -1.0
@@ -208,6 +225,9 @@ class ExpertPipeline:
         self.expert = expert
         self.mask = np.zeros((1, 1, 100, 100), dtype=np.float32)
         self.prob = self.mask
+
+    def set_state(self, q: np.ndarray, gripper: float) -> None:
+        """The loop hands the state before the image; the expert reads it in `control`."""
 
     def segment(self, view: np.ndarray) -> np.ndarray:
         return self.prob

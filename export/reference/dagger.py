@@ -1,0 +1,240 @@
+"""Train the reference controller by DAgger, the paper's way, scaled to a 2-core CPU.
+
+Iteration 1 lets the expert act (beta = 1); iteration n lets policy n-1 act. Either way
+every visited state is labelled with the expert's action, all labelled states are
+pooled, and the policy is trained on the pool with Adam (lr 1e-3, batch 64) on the
+squared L2 loss over the 8 outputs. The inputs are the simulator's true masks (the
+segmenter is trained apart) and the measured joints, as the runtime will feed them.
+
+Episodes run through :func:`grasprt.runtime.evaluate.run_attempts`: the very loop,
+limiter and clock of `grasprt run`, with the torch policy in the ONNX pipeline's place.
+Sphere position, start pose, look and the dynamics-gap knobs are drawn per episode.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from grasprt.config import RunConfig
+from grasprt.drivers.sim.config import GAP_PRESETS, GapConfig, SceneConfig, SimConfig
+from grasprt.drivers.sim.expert import Expert
+from grasprt.export.defaults import DEFAULT_ACTION_SCALE, state_normalisation
+from grasprt.export.models import Controller, ControllerGraph
+from grasprt.profiles import SAWYER
+from grasprt.runtime.evaluate import Attempt, run_attempts
+
+MASK_CELLS = 100 * 100
+
+
+@dataclass(frozen=True)
+class DaggerConfig:
+    iterations: int = 9
+    # Each iteration runs whole episodes until it has this many new labelled frames
+    # (the paper: 1000 a iteration, ~50K in all; here a CPU's worth).
+    frames_per_iteration: int = 1500
+    max_steps: int = 150
+    epochs: int = 15
+    batch: int = 64
+    lr: float = 1e-3
+    action_scale: float = DEFAULT_ACTION_SCALE
+    # Share of episodes with a rolling sphere: the policy must learn to follow one.
+    moving_share: float = 0.3
+    seed: int = 0
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> DaggerConfig:
+        """Tiny sizes for a smoke test of the recipe (a useless policy, in seconds)."""
+        return cls(iterations=2, frames_per_iteration=30, max_steps=20, epochs=1, seed=seed)
+
+
+@dataclass
+class Dataset:
+    """Labelled states: packed true masks, measured states, expert actions."""
+
+    masks: list[np.ndarray] = field(default_factory=list)  # each (1250,) uint8 packbits
+    states: list[np.ndarray] = field(default_factory=list)  # each (8,) float32
+    labels: list[np.ndarray] = field(default_factory=list)  # each (8,) float32
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def add(self, mask: np.ndarray, state: np.ndarray, label: np.ndarray) -> None:
+        self.masks.append(np.packbits(np.asarray(mask).reshape(-1) > 0.5))
+        self.states.append(np.asarray(state, dtype=np.float32).copy())
+        self.labels.append(np.asarray(label, dtype=np.float32).copy())
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        bits = np.unpackbits(np.stack(self.masks), axis=1, count=MASK_CELLS)
+        masks = torch.from_numpy(bits.reshape(-1, 1, 100, 100).astype(np.float32))
+        return (
+            masks,
+            torch.from_numpy(np.stack(self.states)),
+            torch.from_numpy(np.stack(self.labels)),
+        )
+
+
+class LabellingPipeline:
+    """In the controller's place during data collection: the expert labels every state,
+    the policy (or, with none, the expert itself) acts. True masks only."""
+
+    def __init__(self, expert: Expert, policy: ControllerGraph | None, data: Dataset) -> None:
+        self.expert = expert
+        self.policy = policy
+        self.data = data
+        self.mask = np.zeros((1, 1, 100, 100), dtype=np.float32)
+        self.state = np.zeros((1, 8), dtype=np.float32)
+
+    def set_state(self, q: np.ndarray, gripper: float) -> None:
+        self.state[0, :7] = q
+        self.state[0, 7] = gripper
+
+    def segment(self, view: np.ndarray) -> np.ndarray:
+        raise RuntimeError("DAgger trains on the simulator's true masks: run with gt_mask")
+
+    def threshold(self, prob: np.ndarray | None = None) -> np.ndarray:
+        raise RuntimeError("DAgger trains on the simulator's true masks: run with gt_mask")
+
+    def set_mask(self, mask: np.ndarray) -> np.ndarray:
+        np.copyto(self.mask[0, 0], mask)
+        return self.mask
+
+    def control(self, q: np.ndarray, gripper: float) -> np.ndarray:
+        self.set_state(q, gripper)
+        label = np.clip(self.expert.action(q), -1.0, 1.0)
+        self.data.add(self.mask, self.state[0], label)
+        if self.policy is None:
+            return label
+        with torch.no_grad():
+            out = self.policy(torch.from_numpy(self.mask), torch.from_numpy(self.state))
+        return out[0].numpy().astype(np.float32)
+
+
+def draw_gap(rng: np.random.Generator) -> GapConfig:
+    """A dynamics gap anywhere between the ideal arm and the 'large' preset, per knob."""
+    lo, hi = GAP_PRESETS["none"], GAP_PRESETS["large"]
+    mix = {k: float(rng.uniform(0.0, 1.0)) for k in asdict(lo)}
+    return GapConfig(
+        **{k: getattr(lo, k) + mix[k] * (getattr(hi, k) - getattr(lo, k)) for k in mix}
+    )
+
+
+def collect(
+    bundle: str,
+    policy: ControllerGraph | None,
+    cfg: DaggerConfig,
+    rng: np.random.Generator,
+    data: Dataset,
+) -> dict[str, Any]:
+    """Run one iteration's episodes, each with its own gap and sphere; label all states."""
+    x0, x1, y0, y1 = SceneConfig().workspace
+    run_cfg = RunConfig(
+        robot="sim", bundle=bundle, fast=True, max_steps=cfg.max_steps, gt_mask=True
+    )
+    before = len(data)
+    outcomes: list[bool] = []
+    while len(data) - before < cfg.frames_per_iteration:
+        sim = SimConfig(gap=draw_gap(rng), moving=bool(rng.random() < cfg.moving_share))
+        attempt = Attempt(
+            float(rng.uniform(x0, x1)), float(rng.uniform(y0, y1)), int(rng.integers(2**31))
+        )
+
+        def factory(run: Any, world: Any) -> LabellingPipeline:
+            return LabellingPipeline(Expert(world, run.bundle.action_scale), policy, data)
+
+        (res,) = run_attempts(run_cfg, [attempt], pipeline_factory=factory, sim=sim)
+        outcomes.append(res.success)
+    return {
+        "frames": len(data) - before,
+        "episodes": len(outcomes),
+        "episode_success": float(np.mean(outcomes)) if outcomes else 0.0,
+    }
+
+
+def train(graph: ControllerGraph, data: Dataset, cfg: DaggerConfig, gen: torch.Generator) -> float:
+    """`cfg.epochs` passes of Adam over the pool; returns the last epoch's mean loss."""
+    masks, states, labels = data.tensors()
+    opt = torch.optim.Adam(graph.net.parameters(), lr=cfg.lr)
+    graph.train()
+    n = len(labels)
+    last = 0.0
+    for _ in range(cfg.epochs):
+        order = torch.randperm(n, generator=gen)
+        total = 0.0
+        for i in range(0, n, cfg.batch):
+            idx = order[i : i + cfg.batch]
+            pred = graph(masks[idx], states[idx])
+            # Squared L2 over the 8 outputs, averaged over the batch.
+            loss = ((pred - labels[idx]) ** 2).sum(dim=1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        last = total / n
+    graph.eval()
+    return last
+
+
+def save_controller(net: Controller, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"state_dict": net.state_dict()}, tmp)
+    tmp.replace(path)
+
+
+def run_dagger(
+    cfg: DaggerConfig,
+    bundle: str,
+    out_ckpt: Path,
+    progress: Callable[[str], None] | None = None,
+    on_iteration: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> dict[str, Any]:
+    """Train, save the controller checkpoint at `out_ckpt`, return the per-iteration history.
+
+    `bundle` only supplies the loop's rate, camera and action scale (its networks are
+    never run): it must use the action scale the controller is trained for.
+    """
+    say = progress or (lambda s: None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the segmenter's training and the machine keep a core
+    try:
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        rng = np.random.default_rng([cfg.seed, 0xDA6])
+        offset, scale = state_normalisation(SAWYER)
+        graph = ControllerGraph(Controller(), offset, scale).eval()
+        data = Dataset()
+        history = []
+        started = time.monotonic()
+        for it in range(1, cfg.iterations + 1):
+            acting = None if it == 1 else graph
+            got = collect(bundle, acting, cfg, rng, data)
+            loss = train(graph, data, cfg, gen)
+            row = {
+                "iteration": it,
+                "actor": "expert" if it == 1 else f"policy {it - 1}",
+                "episodes": got["episodes"],
+                "frames": got["frames"],
+                "aggregate": len(data),
+                "actor_success": got["episode_success"],
+                "loss": loss,
+                "elapsed_s": round(time.monotonic() - started, 1),
+            }
+            history.append(row)
+            # Every iteration's policy is kept: a cut-short run still leaves the latest.
+            save_controller(graph.net, out_ckpt)
+            if on_iteration is not None:
+                on_iteration(history)
+            say(
+                f"iteration {it}: {row['actor']} acted, success {row['actor_success']:.2f}, "
+                f"{row['frames']} new frames, {row['aggregate']} pooled, loss {loss:.4f}"
+            )
+        return {"config": asdict(cfg), "history": history, "frames": len(data)}
+    finally:
+        torch.set_num_threads(threads)

@@ -1,0 +1,87 @@
+"""The scripted expert, acting through the real loop (limiter, sim clock, rendered camera)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from grasprt.drivers.sim import SimConfig
+from grasprt.drivers.sim.config import gap_preset
+from grasprt.drivers.sim.expert import Expert, ExpertConfig, ExpertPipeline
+from grasprt.errors import ConfigError
+from grasprt.runtime.evaluate import Attempt, EvalConfig, run_attempts
+
+PLACEHOLDER = str(Path(__file__).resolve().parents[3] / "models" / "placeholder")
+
+
+class Watching(ExpertPipeline):
+    """The expert's pipeline, noting each state it was in and each action it gave."""
+
+    def __init__(self, expert: Expert, on_step: Any = None) -> None:
+        super().__init__(expert)
+        self.states: list[str] = []
+        self.actions: list[np.ndarray] = []
+        self.on_step = on_step
+
+    def control(self, q: np.ndarray, gripper: float) -> np.ndarray:
+        a = super().control(q, gripper)
+        self.states.append(self.expert.state)
+        self.actions.append(a.copy())
+        if self.on_step is not None:
+            self.on_step(self.expert)
+        return a
+
+
+def run_expert(attempts: list[Attempt], gap: str = "none", on_step: Any = None, steps: int = 80):
+    seen: list[Watching] = []
+
+    def factory(run: Any, world: Any) -> Watching:
+        p = Watching(Expert(world, run.bundle.action_scale), on_step)
+        seen.append(p)
+        return p
+
+    cfg = EvalConfig(bundle=PLACEHOLDER, gap=gap, max_steps=steps, expert=True).run_config()
+    results = run_attempts(
+        cfg, attempts, pipeline_factory=factory, sim=SimConfig(gap=gap_preset(gap))
+    )
+    return results, seen
+
+
+def test_expert_grasps_through_the_loop_and_truth_agrees() -> None:
+    attempts = [Attempt(0.5, -0.1, 1), Attempt(0.7, 0.12, 2)]
+    results, pipes = run_expert(attempts, gap="default")
+    assert [r.success for r in results] == [True, True]
+    assert [r.detected for r in results] == [True, True]
+    assert all(r.fault is None for r in results)
+    # The paper's order of states: s0, s1, s2, then the lift.
+    for pipe in pipes:
+        order = [s for i, s in enumerate(pipe.states) if i == 0 or pipe.states[i - 1] != s]
+        assert order[:4] == ["approach", "descend", "close", "lift"]
+    acts = np.concatenate([np.stack(p.actions) for p in pipes])
+    assert np.all(np.abs(acts) <= 1.0)
+    assert set(np.unique(acts[:, 7])) <= {-1.0, 1.0}
+
+
+def test_expert_reopens_and_reacquires_after_a_missed_close() -> None:
+    pushed: list[bool] = []
+
+    def knock_away(expert: Expert) -> None:
+        # The moment the expert commits to closing, the sphere is nudged 2 cm: a miss.
+        if expert.state == "close" and not pushed:
+            expert.world.sphere.push(np.array([0.04, 0.0]))
+            pushed.append(True)
+
+    results, (pipe,) = run_expert([Attempt(0.6, 0.0, 3)], on_step=knock_away, steps=150)
+    assert pushed
+    assert "reopen" in pipe.states
+    after = pipe.states[pipe.states.index("reopen") :]
+    assert "approach" in after and "lift" in after
+    assert results[0].success
+
+
+def test_expert_rejects_bad_settings() -> None:
+    with pytest.raises(ConfigError):
+        ExpertConfig(stride=0.0)

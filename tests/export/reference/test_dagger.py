@@ -1,0 +1,83 @@
+"""DAgger's parts: the labelled pool, the gap draw, one training pass, a tiny whole run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from grasprt.drivers.sim.config import GAP_PRESETS
+from grasprt.export.checkpoints import load_controller
+from grasprt.export.defaults import state_normalisation
+from grasprt.export.models import Controller, ControllerGraph
+from grasprt.export.reference.dagger import (
+    DaggerConfig,
+    Dataset,
+    draw_gap,
+    run_dagger,
+    train,
+)
+from grasprt.profiles import SAWYER
+
+PLACEHOLDER = str(Path(__file__).resolve().parents[3] / "models" / "placeholder")
+
+
+def test_pool_keeps_masks_states_and_labels_exactly() -> None:
+    rng = np.random.default_rng(0)
+    data = Dataset()
+    masks = [(rng.random((100, 100)) > 0.97).astype(np.float32) for _ in range(3)]
+    for i, m in enumerate(masks):
+        data.add(m[None, None], np.full(8, i, np.float32), np.full(8, -i, np.float32))
+    m, s, y = data.tensors()
+    assert len(data) == 3 and m.shape == (3, 1, 100, 100)
+    for i, mask in enumerate(masks):
+        assert torch.equal(m[i, 0], torch.from_numpy(mask))
+    assert s[:, 0].tolist() == [0, 1, 2] and y[:, 7].tolist() == [0, -1, -2]
+
+
+def test_gap_draws_lie_between_the_presets() -> None:
+    rng = np.random.default_rng(1)
+    lo, hi = GAP_PRESETS["none"], GAP_PRESETS["large"]
+    draws = [draw_gap(rng) for _ in range(20)]
+    for name in ("latency_s", "lag_tau_s", "noise_std", "bias_std"):
+        values = [getattr(g, name) for g in draws]
+        assert min(values) >= getattr(lo, name) and max(values) <= getattr(hi, name)
+        assert len(set(values)) == 20  # drawn, not fixed
+
+
+def test_training_lowers_the_squared_l2_loss_on_a_fixed_pool() -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # as run_dagger trains: a busy 2-core box thrashes on two
+    rng = np.random.default_rng(2)
+    data = Dataset()
+    for _ in range(32):
+        mask = np.zeros((100, 100), np.float32)
+        r, c = rng.integers(0, 100, 2)
+        mask[r, c] = 1.0
+        # A label the mask determines: where the blob is, as the expert's aim would be.
+        label = np.array([r / 50 - 1, c / 50 - 1, 0, 0, 0, 0, 0, 1 if r > 50 else -1], np.float32)
+        data.add(mask, np.asarray((*SAWYER.neutral, 0.0), np.float32), label)
+    graph = ControllerGraph(Controller(), *state_normalisation(SAWYER))
+    gen = torch.Generator().manual_seed(0)
+    first = train(graph, data, DaggerConfig(epochs=1), gen)
+    later = train(graph, data, DaggerConfig(epochs=6), gen)
+    assert later < first
+
+
+@pytest.mark.slow
+def test_quick_run_labels_with_the_expert_then_lets_the_policy_act(tmp_path: Path) -> None:
+    ckpt = tmp_path / "controller.pt"
+    seen: list[int] = []
+    result = run_dagger(
+        DaggerConfig.quick(), PLACEHOLDER, ckpt, on_iteration=lambda h: seen.append(len(h))
+    )
+    history = result["history"]
+    assert [h["actor"] for h in history] == ["expert", "policy 1"]
+    assert seen == [1, 2]
+    assert all(h["frames"] >= DaggerConfig.quick().frames_per_iteration for h in history)
+    assert history[-1]["aggregate"] == result["frames"] == sum(h["frames"] for h in history)
+    assert all(np.isfinite(h["loss"]) and 0.0 <= h["actor_success"] <= 1.0 for h in history)
+    net = load_controller(ckpt)
+    assert all(torch.isfinite(p).all() for p in net.parameters())

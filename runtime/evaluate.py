@@ -123,7 +123,7 @@ class EvalReport:
                 {
                     "x": round(x, 4),
                     "y": round(y, 4),
-                    "successes": sum(r.success for r in rs),
+                    "successes": sum(bool(r.success) for r in rs),
                     "attempts": len(rs),
                 }
                 for (x, y), rs in per.items()

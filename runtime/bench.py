@@ -355,7 +355,14 @@ def _bench(
     result["models_only_detail_ms"] = mo["detail"]
     if spec.compare_torch:
         say(f"PyTorch eager vs ONNX Runtime: {spec.model_reps} interleaved pairs ...")
-        cmp = compare_torch(bundle, pipeline, view, spec.model_reps)
+        # PyTorch runs the bundle's fp32 weights: compare like with like, whatever
+        # precision or provider the loop itself ran with.
+        ref = pipeline
+        if pipeline.cfg.precision != "fp32" or pipeline.cfg.provider != "cpu":
+            ref = Pipeline(
+                bundle, replace(pipeline.cfg, precision="fp32", provider="cpu", fused=False)
+            )
+        cmp = compare_torch(bundle, ref, view, spec.model_reps)
         result["torch_ms"] = cmp["torch_ms"]
         result["onnx_ms_interleaved"] = cmp["onnx_ms"]
         result["speedup_vs_torch"] = cmp["speedup"]

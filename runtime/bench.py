@@ -211,10 +211,20 @@ def run_loop(
     on_cycle: Callable[[int, int, dict], None] | None = None,
     progress: Callable[[str], None] | None = None,
     priorities: realtime.LoopPriorities | None = None,
+    cycles: int | None = None,
 ) -> LoopRun:
     """The real ``Run`` with its real ``ControlLoop``; ``pipeline`` replaces the one
-    ``Run`` builds (a tuned or reduced-precision one, built once for the bench)."""
-    run = Run(cfg, progress=progress, on_cycle=on_cycle, rate_hz=rate_hz, priorities=priorities)
+    ``Run`` builds (a tuned or reduced-precision one, built once for the bench).
+    With ``cycles``, the run stops once that many cycles are timed: episodes that end
+    early in a grasp would otherwise leave the count short."""
+
+    def counted(episode: int, step: int, info: dict) -> None:
+        if on_cycle is not None:
+            on_cycle(episode, step, info)
+        if cycles is not None and run.loop is not None and run.loop.timer.n >= cycles:
+            run.loop.request_stop(f"bench: {cycles} cycles timed")
+
+    run = Run(cfg, progress=progress, on_cycle=counted, rate_hz=rate_hz, priorities=priorities)
     if pipeline is not None:
         run.pipeline = pipeline
     report = run.execute()
@@ -241,7 +251,8 @@ def _run_config(spec: BenchSpec, record_dir: Path | None, name: str = "bench.mca
         camera=spec.camera,
         calibration=spec.calibration,
         bundle=spec.bundle or str(default_bundle()),
-        episodes=max(1, math.ceil(spec.cycles / steps)),
+        # Room for episodes that end early in a grasp; run_loop stops at spec.cycles.
+        episodes=max(1, math.ceil(spec.cycles / steps)) * 20,
         max_steps=steps,
         seed=spec.seed,
         fast=spec.max_rate,
@@ -405,7 +416,13 @@ def _bench(
                 on_cycle(counter["n"], spec.cycles)
 
         return run_loop(
-            cfg, rate_hz=rate, pipeline=pipeline, on_cycle=tick, progress=None, priorities=prio
+            cfg,
+            rate_hz=rate,
+            pipeline=pipeline,
+            on_cycle=tick,
+            progress=None,
+            priorities=prio,
+            cycles=spec.cycles,
         )
 
     with tempfile.TemporaryDirectory(prefix="grasprt-bench-") as tmp:

@@ -141,6 +141,27 @@ class NewestFrame:
             self._latest_read = True
             return frame
 
+    def start_first(
+        self, timeout_s: float, on_fail: Callable[[], None], *, ended: str, stalled: str
+    ) -> Frame:
+        """Start afresh and wait for the first frame, as every driver's connect() does.
+
+        When none comes: ``on_fail()`` (the driver's disconnect), then one DriverError
+        line, ``ended`` if the source said it has no frames, else ``stalled`` with the
+        last grab error.
+        """
+        self.clear()
+        self.start()
+        first = self.wait_for_frame(timeout_s=timeout_s)
+        if first is not None:
+            return first
+        stats = self.stats
+        on_fail()
+        if stats.ended:
+            raise DriverError(ended)
+        error = f" (last error: {stats.last_error})" if stats.last_error else ""
+        raise DriverError(stalled + error)
+
     def wait_for_frames(self, count: int, timeout_s: float = 5.0) -> bool:
         """Block until ``count`` frames have been delivered in total; False on timeout."""
         with self._cond:

@@ -142,19 +142,13 @@ class OpenCVCamera:
             load_camera_info(self._calibration_path) if self._calibration_path else None
         )
         self._cap = self._open()
-        self._capture.clear()
-        self._capture.start()
-        first = self._capture.wait_for_frame(timeout_s=self._first_frame_timeout_s)
-        if first is None:
-            stats = self._capture.stats
-            self.disconnect()
-            if stats.ended:
-                raise DriverError(f"{self.name}: the video has no frames")
-            error = f" (last error: {stats.last_error})" if stats.last_error else ""
-            raise DriverError(
-                f"{self.name}: opened, but no frame came within "
-                f"{self._first_frame_timeout_s:g} s{error}"
-            )
+        first = self._capture.start_first(
+            self._first_frame_timeout_s,
+            self.disconnect,
+            ended=f"{self.name}: the video has no frames",
+            stalled=f"{self.name}: opened, but no frame came within "
+            f"{self._first_frame_timeout_s:g} s",
+        )
         h, w = first.image.shape[:2]
         intr = self._intrinsics
         if intr is not None and (intr.width, intr.height) != (w, h):

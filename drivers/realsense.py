@@ -263,19 +263,13 @@ class RealSenseCamera:
         self._start_pipeline()
         if calibration is not None:
             self._intrinsics = calibration
-        self._capture.clear()
-        self._capture.start()
-        first = self._capture.wait_for_frame(timeout_s=self._first_frame_timeout_s)
-        if first is None:
-            stats = self._capture.stats
-            self.disconnect()
-            if stats.ended:
-                raise DriverError(f"{self.name}: the recording has no colour frames")
-            error = f"; last error: {stats.last_error}" if stats.last_error else ""
-            raise DriverError(
-                f"{self.name}: no colour frames within {self._first_frame_timeout_s:g} s of "
-                f"starting (try another USB 3 port or cable{error})"
-            )
+        first = self._capture.start_first(
+            self._first_frame_timeout_s,
+            self.disconnect,
+            ended=f"{self.name}: the recording has no colour frames",
+            stalled=f"{self.name}: no colour frames within {self._first_frame_timeout_s:g} s "
+            "of starting (try another USB 3 port or cable)",
+        )
         h, w = first.image.shape[:2]
         if calibration is not None and (calibration.width, calibration.height) != (w, h):
             self.disconnect()

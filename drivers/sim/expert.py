@@ -35,9 +35,15 @@ STATES = ("approach", "descend", "close", "lift", "reopen")
 class ExpertConfig:
     # s0 aims the fingertips this far above the sphere's centre (the paper's 6 cm).
     approach_height: float = 0.06
-    # Fingertips this far below the sphere's centre at the bottom of the descent: the
-    # pads then straddle the centre, while the tips stay above the limiter's floor.
-    grasp_depth: float = 0.0015
+    # Where the descent aims: the fingertips this far below the sphere's centre, which is
+    # under the table top (6.85 mm below the centre): the limiter's floor stops them at
+    # its clearance above the table (4.85 mm below the centre), inside the window where
+    # the sim holds the sphere (tips from 2 mm above its centre down to the table). An
+    # aim at the stop itself teaches a step that shrinks to nothing as the tips get
+    # there; a student that misjudges the height by a few millimetres then hovers above
+    # the window, while aiming past the stop keeps the last steps firm wherever it
+    # thinks it is. On hardware this needs the limiter's floor (`floor_z`) configured.
+    grasp_depth: float = 0.010
     # Longest Cartesian stride per control step: far away, and in the last centimetres.
     stride: float = 0.04
     fine_stride: float = 0.01
@@ -46,10 +52,13 @@ class ExpertConfig:
     descend_tol: float = 0.006
     lost: float = 0.015
     # Close when the sphere sits this well between the fingers (hand x across the pads
-    # is the tight one: the pads are 12 mm wide) and the depth is within `depth_tol`.
-    close_x: float = 0.0035
-    close_y: float = 0.006
-    depth_tol: float = 0.003
+    # is the tight one: the pads are 12 mm wide; the open fingers take 14 mm either way
+    # along y) and the tips are no higher than `close_above` over its centre. The window
+    # is the sim's own with a margin, as wide as is safe: the wider the region where the
+    # teacher says "close", the less exactly a student must find it.
+    close_x: float = 0.005
+    close_y: float = 0.008
+    close_above: float = 0.001
     # Aim where a rolling sphere will be this long from now: the arm's latency and lag
     # behind a 10 Hz stream of waypoints (measured: ~0.17 s at the default gap).
     lead_s: float = 0.17
@@ -138,7 +147,11 @@ class Expert:
             state = "reopen"
         elif self._reopen:
             high = tips[2] > rest_z + 0.5 * cfg.approach_height
-            if grip <= 0.02 and not closing and high:
+            # Open again with the sphere still between the fingers: no need to rise
+            # first (and what a student sees there then reads the same as before the
+            # close: its labels do not hang on a memory it cannot see).
+            between = self._in_window(hand, sphere_now, tips, rest_z)
+            if grip <= 0.02 and not closing and (high or between):
                 self._reopen = False
                 state = "approach"
             else:
@@ -159,13 +172,7 @@ class Expert:
                 else:
                     # Where the sphere will sit between the fingers when they reach it.
                     ahead = sphere_now + (v_sphere - v_tips) * cfg.close_s
-                    rel = sphere_in_fingers(hand, self.spec, ahead)
-                    depth_err = abs(tips[2] - bottom[2])
-                    if (
-                        abs(rel[0]) < cfg.close_x
-                        and abs(rel[1]) < cfg.close_y
-                        and depth_err < cfg.depth_tol
-                    ):
+                    if self._in_window(hand, ahead, tips, rest_z):
                         state = "close"
         self.state = state
 
@@ -187,6 +194,22 @@ class Expert:
             goal = np.array([tips[0], tips[1], rest_z + cfg.approach_height])
             stride = cfg.stride
         return self._toward(q_true, q_measured, tips, goal, stride, gripper)
+
+    def _in_window(
+        self, hand: np.ndarray, centre: np.ndarray, tips: np.ndarray, rest_z: float
+    ) -> bool:
+        """The sphere (centre, led or not) between the pads, the tips low enough.
+
+        Depth is judged as it is now, never led: the fingers take `close_s` to shut, and
+        a descent that fast would otherwise start the close centimetres too high.
+        """
+        cfg = self.config
+        rel = sphere_in_fingers(hand, self.spec, centre)
+        return bool(
+            abs(rel[0]) < cfg.close_x
+            and abs(rel[1]) < cfg.close_y
+            and tips[2] - rest_z < cfg.close_above
+        )
 
     def _toward(
         self,

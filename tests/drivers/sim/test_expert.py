@@ -85,3 +85,20 @@ def test_expert_reopens_and_reacquires_after_a_missed_close() -> None:
 def test_expert_rejects_bad_settings() -> None:
     with pytest.raises(ConfigError):
         ExpertConfig(stride=0.0)
+
+
+def test_expert_closes_only_inside_the_grasp_window_even_descending_fast() -> None:
+    # A descent at full stride must not start the close from above the sphere: the
+    # closing time is led in x and y, never in depth (a regression: it once closed 3 cm
+    # high because the fingers "would get there" by the time they shut).
+    heights: list[float] = []
+
+    def at_close(expert: Expert) -> None:
+        if expert.state == "close" and len(heights) == 0:
+            w = expert.world
+            heights.append(float(w.fingertip_position()[2] - w.sphere_position()[2]))
+
+    results, _ = run_expert([Attempt(0.55, 0.05, 4)], gap="large", on_step=at_close, steps=150)
+    assert heights, "the expert never closed"
+    assert heights[0] < ExpertConfig().close_above + 1e-9
+    assert results[0].success

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -124,3 +125,32 @@ def load_controller(path: str | Path) -> Controller:
     net = Controller()
     fit_state_dict(path, net, sd, "controller")
     return net.eval()
+
+
+def controller_normalisation(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (offset, scale) a controller checkpoint was trained with, if it says.
+
+    A checkpoint ``{"state_dict": ..., "state_normalisation": {"offset": [8],
+    "scale": [8]}}`` carries its own; without one the exporter uses the profile's joint
+    ranges (``defaults.state_normalisation``).
+    """
+    path = Path(path)
+    read_checkpoint(path)  # the same one-line errors for a bad file
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    norm = obj.get("state_normalisation") if isinstance(obj, dict) else None
+    if norm is None:
+        return None
+    try:
+        offset = np.asarray(norm["offset"], dtype=np.float32).reshape(-1)
+        scale = np.asarray(norm["scale"], dtype=np.float32).reshape(-1)
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(
+            f"{path}: state_normalisation must be {{'offset': [8 numbers], 'scale': [8 numbers]}}"
+        ) from None
+    if offset.shape != (8,) or scale.shape != (8,):
+        raise CheckpointError(f"{path}: state_normalisation needs 8 offsets and 8 scales")
+    if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+        raise CheckpointError(f"{path}: state_normalisation scales must be finite and > 0")
+    return offset, scale

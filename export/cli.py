@@ -115,7 +115,11 @@ def export_cmd(
             f"grasprt export needs PyTorch, which is not installed: {INSTALL_HINT}"
         ) from None
     from grasprt.calibration.camera_info import load_camera_info
-    from grasprt.export.checkpoints import load_controller, load_segmenter
+    from grasprt.export.checkpoints import (
+        controller_normalisation,
+        load_controller,
+        load_segmenter,
+    )
     from grasprt.export.defaults import DEFAULT_ACTION_SCALE, as_bundle_camera
     from grasprt.export.onnx_export import export_bundle
 
@@ -135,6 +139,7 @@ def export_cmd(
         camera=camera,
         checkpoints={"segmenter": segmenter_ckpt, "controller": controller_ckpt},
         force=force,
+        state_norm=controller_normalisation(controller_ckpt),
     )
     click.echo(result.summary())
     if json_path is not None:

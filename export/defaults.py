@@ -11,7 +11,9 @@ Where INTERFACE.md leaves a number to us, it is chosen here, once:
 - State normalisation inside the controller: each joint angle is mapped from its
   profile range [lower, upper] to [-1, 1] (``(q - centre) / half_range``), the gripper
   from [0, 1] to [-1, 1]. Training code must apply the same mapping to its inputs; the
-  numbers are written into the bundle's provenance.
+  numbers are written into the bundle's provenance. A controller checkpoint that
+  carries its own ``state_normalisation`` (offset, scale) is exported with that one
+  instead (the reference recipe fits it to the expert's states).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
@@ -205,12 +206,15 @@ def export_bundle(
     force: bool = False,
     tolerance: float = TOLERANCE,
     seed: int = 0,
+    state_norm: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ExportResult:
     """Export both networks to the bundle directory ``out``, proven or not written.
 
     ``checkpoints`` (role -> file) are hashed into the provenance; ``provenance`` adds
-    free-form entries to it. Raises a :class:`~grasprt.errors.GrasprtError` subclass on
-    bad arguments, a failed export or failed parity.
+    free-form entries to it. ``state_norm`` (offset, scale) is the controller's input
+    normalisation when its training chose one; None: the profile's joint ranges.
+    Raises a :class:`~grasprt.errors.GrasprtError` subclass on bad arguments, a failed
+    export or failed parity.
     """
     out = Path(out)
     profile = get_profile(robot)
@@ -222,7 +226,7 @@ def export_bundle(
     cam = default_camera() if camera is None else as_bundle_camera(camera, "camera")
     _check_target(out, force)
 
-    offset, scale = state_normalisation(profile)
+    offset, scale = state_normalisation(profile) if state_norm is None else state_norm
     seg_graph = SegmenterGraph(segmenter).eval()
     ctrl_graph = ControllerGraph(controller, offset, scale).eval()
     # Each graph is proven as soon as it exists: a bad segmenter fails before the
@@ -254,7 +258,12 @@ def export_bundle(
             "architecture": "paper: mask conv16 5x5/4, conv32 5x5/4, FC128; state FC 8->128; "
             "FC 256->128, FC 128->8, tanh",
             "state_normalisation": {
-                "rule": "(state - offset) / scale: joint range -> [-1, 1], gripper 0..1 -> [-1, 1]",
+                "rule": "(state - offset) / scale: "
+                + (
+                    "joint range -> [-1, 1], gripper 0..1 -> [-1, 1]"
+                    if state_norm is None
+                    else "the controller's training statistics (from its checkpoint)"
+                ),
                 "offset": [round(float(x), 6) for x in offset],
                 "scale": [round(float(x), 6) for x in scale],
             },

@@ -20,6 +20,8 @@ import json
 import os
 import platform
 import shutil
+import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -30,11 +32,15 @@ import click
 import torch
 
 from grasprt.bundle import MANIFEST, load_bundle
-from grasprt.export.checkpoints import load_controller, load_segmenter
+from grasprt.export.checkpoints import (
+    controller_normalisation,
+    load_controller,
+    load_segmenter,
+)
 from grasprt.export.models import Segmenter
 from grasprt.export.onnx_export import CONTROLLER_FILE, SEGMENTER_FILE, export_bundle
 from grasprt.export.reference.dagger import DaggerConfig, run_dagger
-from grasprt.runtime.evaluate import EvalConfig, evaluate
+from grasprt.runtime.evaluate import AttemptsStopped, EvalConfig, evaluate
 
 # (name, eval settings): the issue's "what must be shown", the bundle and the expert.
 EVALS: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -126,6 +132,9 @@ def run_evals(
     out: dict[str, dict[str, Any]] = {}
 
     def done(name: str, s: dict[str, Any]) -> None:
+        if s.get("stopped"):
+            # Partial figures must not reach eval.json or the model card.
+            raise AttemptsStopped(s["stopped"], [])
         out[name] = s
         say(
             f"eval {name}: {s['successes']}/{s['attempts']} = {s['success_rate']:.3f} "
@@ -171,6 +180,18 @@ def figures_table(evals: dict[str, dict[str, Any]]) -> str:
     e = evals["expert, --gap none"]
     rows.append(f"| --gap none | - | - | {_fmt_rate(e)} | - / {e['detection_disagreements']} |")
     return "\n".join(rows)
+
+
+def status_lines(evals: dict[str, dict[str, Any]]) -> str:
+    """Which of the issue's targets this build meets, from its own evaluations."""
+    missed = [
+        f"{name} {evals[name]['success_rate']:.2f} < {target:.2f}"
+        for name, target in TARGETS.items()
+        if name in evals and evals[name]["success_rate"] < target
+    ]
+    if not missed:
+        return "Status: every target in the figures table below is met."
+    return "Status: **targets NOT met**: " + "; ".join(missed) + "."
 
 
 def dagger_table(history: list[dict[str, Any]]) -> str:
@@ -230,6 +251,8 @@ Rebuild from a clean checkout (the `export` extra installed):
 
     python -m grasprt.export.reference.build --out models/reference --seed {seed}
 
+{status_lines(evals)}
+
 ## How it was made
 
 - **Controller**: DAgger (iteration 1: the scripted expert acts; iteration n: policy n-1
@@ -237,16 +260,24 @@ Rebuild from a clean checkout (the `export` extra installed):
   {cfg["frames_per_iteration"]} new frames each ({dagger["frames"]} labelled frames in all),
   Adam lr {cfg["lr"]}, batch {cfg["batch"]}, {cfg["epochs"]} epochs over the pool per
   iteration (warm-started), squared L2 loss on the 8 outputs. Inputs: the simulator's
-  true 100x100 masks and the measured joints + gripper. Each episode draws the sphere
+  true 100x100 masks and the measured joints + gripper, the joints scaled by the mean
+  and spread of the expert's own states (iteration 1) rather than by the joint ranges
+  (in the graph: `provenance.controller.state_normalisation`). Each episode draws the sphere
   position, start pose, look, and each dynamics-gap knob (latency, lag, noise, bias,
   speed) uniformly between the `none` and `large` presets; {cfg["moving_share"]:.0%} of
   the episodes have a rolling sphere. Episodes run through the same loop, limiter and
   simulated clock as `grasprt run`. `action_scale` = {cfg["action_scale"]} rad per unit.
 - **Expert** (`drivers/sim/expert.py`): a finite-state machine with privileged state:
   s0 fingertips along a straight line to 6 cm above the sphere, s1 descend while
-  re-centring, s2 close when the sphere sits within the pads (x 3.5 mm, y 6 mm, depth
-  3 mm; the sim grasps within 6 / 14 / +2..-20 mm), lift; reopen, rise and re-acquire
-  after a missed close or a drop; leads a rolling sphere by its velocity.
+  re-centring, s2 close once the sphere sits between the pads (x within 5 mm, y within
+  8 mm) and the tips are no more than 1 mm above its centre (the sim grasps within
+  6 / 14 mm, from 2 mm above the centre down to the table), lift; reopen after a missed
+  close or a drop (rise and re-acquire unless the sphere is still between the fingers);
+  leads a rolling sphere by its velocity. The descent aims the tips 1 cm below the
+  sphere's centre, past the table top: the limiter's floor (2 mm above the table,
+  4.85 mm below the centre) stops them inside the grasp window, so the student's last
+  steps stay firm instead of shrinking to a hover. **On hardware the limiter's
+  `floor_z` must be set** (docs/sawyer.md), or this controller presses into the table.
 - **Segmenter**: trained on composites of rendered spheres over procedural, simulator
   and photographic backgrounds (`export/reference/train_segmenter.py`).
 {_seg_lines(seg)}
@@ -264,7 +295,7 @@ attempt; the last column counts attempts where the two disagree (bundle / expert
 {dagger_table(dagger["history"])}
 
 Built in {wall_s / 60:.0f} min on {platform.machine()} ({platform.processor() or "CPU"}),
-torch {torch.__version__}, one thread per trainer.
+torch {torch.__version__}, {cfg.get("threads", 1)} torch thread(s) for DAgger.
 """
 
 
@@ -311,6 +342,7 @@ def build(
         },
         force=True,
         seed=seed,
+        state_norm=controller_normalisation(ctrl_ckpt),
     )
     install(staged, out)
     evals = run_evals(out, quick, seed, say, jobs)
@@ -342,7 +374,12 @@ def main(out: Path, work: Path | None, seed: int, quick: bool, jobs: int) -> Non
         click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
 
     work = work or Path("build") / f"{out.name}-work{'-quick' if quick else ''}"
-    evals = build(out, work, seed, quick, say, jobs)
+    try:
+        evals = build(out, work, seed, quick, say, jobs)
+    except AttemptsStopped as e:
+        # Finished stages stay in the work directory: the next build resumes there.
+        say(f"{e}: finished stages are kept in {work}")
+        sys.exit(128 + int(signal.Signals[e.signal_name]))
     click.echo(figures_table(evals))
 
 

@@ -166,3 +166,55 @@ def test_export_without_torch_says_how_to_install(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "pip install -e '.[export]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_export_puts_the_checkpoints_state_normalisation_into_the_graph(
+    ckpts: dict[str, Path], tmp_path: Path
+) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    from grasprt.export.models import ControllerGraph
+
+    torch.manual_seed(3)
+    net = Controller()
+    offset = np.array([0.1, -0.4, 0.2, 1.1, -0.2, 0.8, 2.9, 0.5], np.float32)
+    scale = np.array([0.3, 0.2, 0.15, 0.25, 0.2, 0.15, 0.05, 0.5], np.float32)
+    norm = {"offset": offset.tolist(), "scale": scale.tolist()}
+    ckpt = tmp_path / "ctrl_norm.pt"
+    torch.save({"state_dict": net.state_dict(), "state_normalisation": norm}, ckpt)
+    out = tmp_path / "bundle"
+    result = invoke(
+        ["--segmenter", str(ckpts["seg"]), "--controller", str(ckpt), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(out)
+    recorded = bundle.provenance["controller"]["state_normalisation"]
+    assert np.allclose(recorded["scale"], scale) and "checkpoint" in recorded["rule"]
+
+    # The ONNX controller answers as the network does behind that normalisation, and
+    # not as it would behind the exporter's default one.
+    mask = (np.random.default_rng(0).random((1, 1, 100, 100)) > 0.99).astype(np.float32)
+    state = (offset + scale * 0.3).reshape(1, 8).astype(np.float32)
+    sess = ort.InferenceSession(str(out / "controller.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"mask": mask, "state": state})[0]
+    with torch.no_grad():
+        want = ControllerGraph(net, offset, scale)(torch.from_numpy(mask), torch.from_numpy(state))
+    assert np.abs(got - want.numpy()).max() < 1e-4
+
+
+def test_export_refuses_a_malformed_state_normalisation(
+    ckpts: dict[str, Path], tmp_path: Path
+) -> None:
+    ckpt = tmp_path / "ctrl_bad.pt"
+    bad = {"offset": [0.0] * 8, "scale": [1.0] * 7 + [0.0]}
+    torch.save({"state_dict": Controller().state_dict(), "state_normalisation": bad}, ckpt)
+    out = tmp_path / "bundle"
+    result = invoke(
+        ["--segmenter", str(ckpts["seg"]), "--controller", str(ckpt), "--out", str(out)]
+    )
+    assert isinstance(result.exception, GrasprtError), result.output
+    message = str(result.exception)
+    assert "\n" not in message
+    assert "ctrl_bad.pt" in message and "scales must be finite and > 0" in message
+    assert not out.exists()

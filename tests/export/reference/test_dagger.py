@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from grasprt.drivers.sim.config import GAP_PRESETS
-from grasprt.export.checkpoints import load_controller
+from grasprt.export.checkpoints import controller_normalisation, load_controller
 from grasprt.export.defaults import state_normalisation
 from grasprt.export.models import Controller, ControllerGraph
 from grasprt.export.reference.dagger import (
+    MIN_JOINT_SCALE,
     DaggerConfig,
     Dataset,
     draw_gap,
+    fit_normalisation,
     run_dagger,
     train,
 )
@@ -45,6 +47,27 @@ def test_gap_draws_lie_between_the_presets() -> None:
         values = [getattr(g, name) for g in draws]
         assert min(values) >= getattr(lo, name) and max(values) <= getattr(hi, name)
         assert len(set(values)) == 20  # drawn, not fixed
+
+
+def test_shared_severity_draws_put_every_knob_at_the_same_fraction() -> None:
+    rng = np.random.default_rng(4)
+    lo, hi = GAP_PRESETS["none"], GAP_PRESETS["large"]
+    knobs = ("latency_s", "lag_tau_s", "noise_std", "bias_std", "speed_ratio")
+    severities = []
+    for _ in range(10):
+        g = draw_gap(rng, shared_share=1.0)
+        fractions = [
+            (getattr(g, k) - getattr(lo, k)) / (getattr(hi, k) - getattr(lo, k)) for k in knobs
+        ]
+        assert np.allclose(fractions, fractions[0])
+        severities.append(fractions[0])
+    assert len(set(np.round(severities, 9))) == 10  # one severity per draw, not fixed
+    # Independent knobs otherwise: the fractions differ within a draw.
+    g = draw_gap(np.random.default_rng(5), shared_share=0.0)
+    fractions = [
+        (getattr(g, k) - getattr(lo, k)) / (getattr(hi, k) - getattr(lo, k)) for k in knobs
+    ]
+    assert not np.allclose(fractions, fractions[0])
 
 
 def test_training_lowers_the_squared_l2_loss_on_a_fixed_pool() -> None:
@@ -81,3 +104,23 @@ def test_quick_run_labels_with_the_expert_then_lets_the_policy_act(tmp_path: Pat
     assert all(np.isfinite(h["loss"]) and 0.0 <= h["actor_success"] <= 1.0 for h in history)
     net = load_controller(ckpt)
     assert all(torch.isfinite(p).all() for p in net.parameters())
+    # The checkpoint carries the normalisation fitted on the expert's iteration.
+    norm = controller_normalisation(ckpt)
+    assert norm is not None
+    assert np.allclose(norm[0], result["state_normalisation"]["offset"])
+    assert not np.allclose(norm[1], state_normalisation(SAWYER)[1])
+
+
+def test_normalisation_is_fitted_to_the_states_with_a_floor_on_the_scale() -> None:
+    rng = np.random.default_rng(3)
+    data = Dataset()
+    centre = np.array([0.1, -0.5, 0.2, 1.2, -0.3, 0.9, 3.0])
+    spread = np.array([0.3, 0.2, 0.1, 0.25, 0.2, 0.15, 0.0])  # joint 6 never moves
+    for _ in range(400):
+        q = centre + spread * rng.standard_normal(7)
+        data.add(np.zeros((100, 100)), np.append(q, rng.random()), np.zeros(8))
+    offset, scale = fit_normalisation(data)
+    assert np.allclose(offset[:7], centre, atol=0.05)
+    assert np.allclose(scale[:6], spread[:6], rtol=0.15)
+    assert scale[6] == pytest.approx(MIN_JOINT_SCALE)
+    assert (offset[7], scale[7]) == (0.5, 0.5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,7 @@ def eval_cmd(
         write_json(json_path, summary)
     if plot_path:
         plot_success_map(summary, str(Path(plot_path)))
+    if report.stopped:
+        # What finished is printed and written above; the status says it is partial.
+        click.echo(f"stopped by {report.stopped}: {summary['attempts']} attempts finished")
+        sys.exit(128 + int(signal.Signals[report.stopped]))

@@ -12,8 +12,11 @@ attempts where the two disagree, which should be none.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +95,8 @@ class AttemptResult:
 class EvalReport:
     config: EvalConfig
     results: list[AttemptResult] = field(default_factory=list)
+    # The signal that cut the evaluation short (its results are then partial), or None.
+    stopped: str | None = None
 
     def summary(self) -> dict[str, Any]:
         n = len(self.results)
@@ -106,6 +111,7 @@ class EvalReport:
             "mean_steps": float(np.mean([r.steps for r in self.results])) if n else 0.0,
             "mean_steps_success": float(np.mean([r.steps for r in ok])) if ok else None,
             "detection_disagreements": int(sum(r.success != r.detected for r in self.results)),
+            "stopped": self.stopped,
             "faults": [r.fault for r in self.results if r.fault],
             "settings": {
                 "grid": self.config.grid,
@@ -158,6 +164,20 @@ def protocol_attempts(cfg: EvalConfig, workspace: Sequence[float]) -> list[Attem
     return out
 
 
+class AttemptsStopped(Exception):
+    """A signal (Ctrl-C, SIGTERM) ended a series of attempts early.
+
+    The run's own handler holds the arm and ends its episode; this carries the word on
+    to whoever drives the series (an evaluation, a DAgger collection) so it stops too
+    instead of starting the next attempt. ``results`` are the attempts that finished.
+    """
+
+    def __init__(self, signal_name: str, results: list[AttemptResult]) -> None:
+        super().__init__(f"stopped by {signal_name}")
+        self.signal_name = signal_name
+        self.results = results
+
+
 # Builds the object in the controller's place for a run (a network pipeline, the
 # expert, a training policy); None keeps the bundle's own ONNX pipeline.
 PipelineFactory = Callable[[Run, Any], Any]
@@ -179,33 +199,70 @@ def run_attempts(
     attempts independent: a fault stop counts as that attempt's failure, not the
     evaluation's end, and progress comes as each attempt ends.
     """
+    cfg = replace(run_cfg, episodes=1)
+    results: list[AttemptResult] = []
+    with _signals_noted() as pending:
+        for a in attempts:
+            if pending:
+                # Between attempts: no run holds the handlers, the series notes it.
+                raise AttemptsStopped(pending[0], results)
+            _one_attempt(cfg, a, results, pipeline_factory, sim)
+            if progress is not None:
+                progress(results[-1], len(results), len(attempts))
+    return results
+
+
+@contextlib.contextmanager
+def _signals_noted() -> Iterator[list[str]]:
+    """SIGINT/SIGTERM noted, not fatal, for the whole series: a run installs its own
+    handler while it executes; this one covers the moments between runs."""
+    pending: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending  # only the main thread may set handlers; nothing to cover
+        return
+
+    def note(signum: int, frame: object) -> None:
+        pending.append(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield pending
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _one_attempt(
+    cfg: RunConfig,
+    a: Attempt,
+    results: list[AttemptResult],
+    pipeline_factory: PipelineFactory | None,
+    sim: SimConfig | None,
+) -> None:
+    """One attempt as a one-episode run; its result is appended to `results`."""
     from grasprt.profiles import SAWYER
     from grasprt.runtime.runner import sim_drivers
 
-    cfg = replace(run_cfg, episodes=1)
-    results: list[AttemptResult] = []
-    for a in attempts:
-        drivers = sim_drivers(cfg, SAWYER, sim)
-        world = drivers.world
+    drivers = sim_drivers(cfg, SAWYER, sim)
+    world = drivers.world
 
-        def setup(n: int, world: Any = world, a: Attempt = a) -> None:
-            world.reset(a.seed, sphere_xy=(a.x, a.y))
+    def setup(n: int, world: Any = world, a: Attempt = a) -> None:
+        world.reset(a.seed, sphere_xy=(a.x, a.y))
 
-        run = Run(cfg, drivers=replace(drivers, setup_episode=setup))
-        if pipeline_factory is not None:
-            run.pipeline = pipeline_factory(run, world)
-        report = run.execute()
-        if not report.episodes:
-            raise ConfigError("evaluation: a run ended before its attempt")
-        ep = report.episodes[0]
-        # The truth after the loop's hold: the sphere held and lifted 5 cm off the table.
-        res = AttemptResult(a, bool(world.grasp_succeeded()), ep.success, ep.steps, ep.fault)
-        results.append(res)
-        if progress is not None:
-            progress(res, len(results), len(attempts))
-        if report.stopped:
-            break  # a signal: the operator wants out
-    return results
+    run = Run(cfg, drivers=replace(drivers, setup_episode=setup))
+    if pipeline_factory is not None:
+        run.pipeline = pipeline_factory(run, world)
+    report = run.execute()
+    if report.stopped and not report.episodes:
+        raise AttemptsStopped(report.stopped, results)
+    if not report.episodes:
+        raise ConfigError("evaluation: a run ended before its attempt")
+    ep = report.episodes[0]
+    # The truth after the loop's hold: the sphere held and lifted 5 cm off the table.
+    res = AttemptResult(a, bool(world.grasp_succeeded()), ep.success, ep.steps, ep.fault)
+    results.append(res)
+    if report.stopped:
+        raise AttemptsStopped(report.stopped, results)  # the operator wants out
 
 
 def expert_factory(run: Run, world: Any) -> Any:
@@ -225,7 +282,10 @@ def evaluate(
     attempts = protocol_attempts(cfg, SceneConfig().workspace)
     factory = pipeline_factory or (expert_factory if cfg.expert else None)
     report = EvalReport(cfg)
-    report.results = run_attempts(
-        cfg.run_config(), attempts, pipeline_factory=factory, progress=progress
-    )
+    try:
+        report.results = run_attempts(
+            cfg.run_config(), attempts, pipeline_factory=factory, progress=progress
+        )
+    except AttemptsStopped as e:
+        report.results, report.stopped = e.results, e.signal_name
     return report

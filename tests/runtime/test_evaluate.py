@@ -119,3 +119,30 @@ def test_eval_side_never_imports_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_signal_stops_the_whole_evaluation_not_just_one_attempt(tmp_path: Path) -> None:
+    # The run's handler ends the attempt in progress; the evaluation must end with it
+    # (it once went on to the next attempt, so Ctrl-C never stopped an eval or a DAgger
+    # build), keep what finished, and say it is partial in its exit status.
+    import signal
+
+    out = tmp_path / "eval.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "grasprt.cli", "eval", "--bundle", PLACEHOLDER,
+            "--grid", "20", "--repeats", "3", "--max-steps", "60", "--json", str(out),
+        ],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("[2/"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "stopped by SIGTERM" in stdout
+    s = json.loads(out.read_text())
+    assert s["stopped"] == "SIGTERM"
+    assert 2 <= s["attempts"] < 60

@@ -274,6 +274,14 @@ class Run:
             stack.callback(gate.hold, "run end")
             model_view = self._model_view(drivers.camera)
             limiter = make_limiter(cfg, self.bundle, self.profile, self.kin, drivers.floor_z)
+            if limiter.config.floor_z is None:
+                # Not an error (a bench with no table), but no one should learn it from
+                # a fingertip on the table: the reference controller descends until the
+                # floor stops it.
+                self.progress(
+                    "limiter: no floor configured ([limiter] floor_z): nothing keeps the "
+                    "hand above the table"
+                )
             timer = StageTimer(capacity=cfg.episodes * cfg.steps + 16)
             self.loop = ControlLoop(
                 clock=drivers.clock,

@@ -268,3 +268,24 @@ def test_hung_loop_watchdog_holds_from_its_own_thread(tmp_path: Path) -> None:
     # word the robot heard was hold.
     assert robot.calls[-1][0] == "hold"
     assert run.loop is not None and run.loop.gate.latched
+
+
+def test_a_run_without_a_floor_says_so_before_it_moves(tmp_path: Path) -> None:
+    # The sim always knows its table; a driver that does not (a real arm with no
+    # `floor_z` set) leaves the limiter without a floor, and the run must say so.
+    run, drivers, robot = make_run(tmp_path, max_steps=3)
+    said: list[tuple[str, int]] = []
+    bare = Run(
+        run.cfg,
+        drivers=replace(drivers, floor_z=None),
+        progress=lambda line: said.append((line, len(robot.commands))),
+    )
+    bare.execute()
+    warned = [n for line, n in said if "no floor configured" in line]
+    assert warned == [0], said  # once, before the first command
+    assert robot.commands
+
+    run2, drivers2, robot2 = make_run(tmp_path / "floor", max_steps=3)
+    lines: list[str] = []
+    Run(run2.cfg, drivers=drivers2, progress=lines.append).execute()
+    assert robot2.commands and not any("no floor" in line for line in lines)

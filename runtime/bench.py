@@ -40,6 +40,9 @@ from grasprt.runtime.timing import summarize
 # cycles runs several episodes back to back.
 EPISODE_STEPS = 250
 A_B_PAUSE_S = 0.005
+# After each tuning run: ONNX Runtime's spinning workers go on for up to ~2**20 pause
+# instructions (tens of ms on this class of CPU) before they sleep.
+SETTLE_S = 0.03
 
 
 @dataclass(frozen=True)
@@ -527,6 +530,11 @@ def _interleaved_p50(fns: dict[str, Callable[[], None]], reps: int) -> dict[str,
             t = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - t)
+            # Sessions with spinning workers keep a core busy after their run; back to
+            # back, the next configuration would be timed against them (the tuning once
+            # read 17 ms per cycle for models that take 7 alone). The loop's idle time
+            # between cycles gives every engine a core at rest; so does this pause.
+            time.sleep(SETTLE_S)
     return {k: _p50(v) for k, v in times.items()}
 
 

@@ -125,7 +125,7 @@ class LabellingPipeline:
         return out[0].numpy().astype(np.float32)
 
 
-def draw_gap(rng: np.random.Generator, shared_share: float = 0.5) -> GapConfig:
+def draw_gap(rng: np.random.Generator, shared_share: float = 0.0) -> GapConfig:
     """A dynamics gap anywhere between the ideal arm and the 'large' preset.
 
     Knob by knob, an arm bad in every way at once is the corner of a 5-d box and is all

@@ -31,6 +31,12 @@ def file_sha256(path: Path) -> str:
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Any]:
     """(state_dict, arch or None) from a checkpoint file."""
+    sd, arch, _ = _read(path)
+    return sd, arch
+
+
+def _read(path: str | Path) -> tuple[dict[str, torch.Tensor], Any, dict[str, Any]]:
+    """(state_dict, arch or None, the wrapping dict or {}) from a checkpoint file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -49,7 +55,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Any]:
             ) from None
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_reason(e)})") from None
     arch = None
+    wrapper: dict[str, Any] = {}
     if isinstance(obj, dict) and "state_dict" in obj:
+        wrapper = obj
         arch = obj.get("arch")
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj:
@@ -59,7 +67,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Any]:
     for key, value in obj.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise CheckpointError(f"{path}: entry {key!r} of the state_dict is not a tensor")
-    return obj, arch
+    return obj, arch, wrapper
 
 
 def _reason(e: Exception) -> str:
@@ -135,11 +143,7 @@ def controller_normalisation(path: str | Path) -> tuple[np.ndarray, np.ndarray] 
     ranges (``defaults.state_normalisation``).
     """
     path = Path(path)
-    read_checkpoint(path)  # the same one-line errors for a bad file
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    norm = obj.get("state_normalisation") if isinstance(obj, dict) else None
+    norm = _read(path)[2].get("state_normalisation")
     if norm is None:
         return None
     try:

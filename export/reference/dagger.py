@@ -260,7 +260,6 @@ def run_dagger(
         offset, scale = state_normalisation(SAWYER)
         graph = ControllerGraph(Controller(), offset, scale).eval()
         data = Dataset()
-        norm = None
         history = []
         started = time.monotonic()
         for it in range(1, cfg.iterations + 1):
@@ -270,10 +269,6 @@ def run_dagger(
                 # The expert acted alone: its states fix the input scaling for good.
                 offset, scale = fit_normalisation(data)
                 graph = ControllerGraph(Controller(), offset, scale).eval()
-            norm = {
-                "offset": graph.state_offset.reshape(-1).tolist(),
-                "scale": graph.state_scale.reshape(-1).tolist(),
-            }
             loss = train(graph, data, cfg, gen)
             row = {
                 "iteration": it,
@@ -298,7 +293,10 @@ def run_dagger(
             "config": asdict(cfg),
             "history": history,
             "frames": len(data),
-            "state_normalisation": norm,
+            "state_normalisation": {
+                "offset": graph.state_offset.reshape(-1).tolist(),
+                "scale": graph.state_scale.reshape(-1).tolist(),
+            },
         }
     finally:
         torch.set_num_threads(threads)

@@ -225,9 +225,11 @@ class Expert:
         dist = float(np.linalg.norm(delta))
         waypoint = goal if dist <= stride else tips + delta * (stride / dist)
         q_goal = solve_ik(self.world.kin, q_true, waypoint, frame="fingertips", max_iter=20)
-        # The limiter adds the action to the *measured* joints: aim from there, so the
-        # commanded target is the true-space goal whatever the encoders' bias.
-        dq = (q_goal - np.asarray(q_measured, dtype=np.float64)) / self.scale
+        # The limiter adds the action to the *measured* joints and the arm servos on its
+        # (offset) encoders: aim from there, with the offset, so the arm really goes to
+        # the true-space goal whatever the encoders' bias and noise.
+        target = q_goal + self.world.encoder_bias()
+        dq = (target - np.asarray(q_measured, dtype=np.float64)) / self.scale
         largest = float(np.max(np.abs(dq)))
         if largest > 1.0:
             dq /= largest  # keep the direction: the line stays a line

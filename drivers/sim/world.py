@@ -202,7 +202,13 @@ class SimWorld:
         with self.lock:
             now = self.clock.now()
             self.advance_to(now)
-            self.arm.command(now, q, gripper_closed)
+            # The joint controllers servo on the encoders, offset included, as a real
+            # arm's do: a target is reached when the *reported* angle equals it. So an
+            # arm told to stay where it reads itself to be stays put, and the offset
+            # shows only where the truth matters (the hand's real place, the camera's
+            # view). Taking the target as a true angle instead would drift the arm by
+            # the offset on every command, a fault no encoder error causes.
+            self.arm.command(now, np.asarray(q, dtype=np.float64) - self.bias, gripper_closed)
 
     def hold(self) -> None:
         with self.lock:
@@ -227,6 +233,10 @@ class SimWorld:
         with self.lock:
             self.sync()
             return self.arm.q.copy()
+
+    def encoder_bias(self) -> np.ndarray:
+        """This episode's encoder offset per joint (reported minus true, noise aside)."""
+        return self.bias.copy()
 
     def sphere_position(self) -> np.ndarray:
         with self.lock:

@@ -25,7 +25,10 @@ class Sim:
     clock: SimClock
 
     def send(self, q: np.ndarray, closed: bool = False) -> None:
-        self.robot.command(JointCommand(np.asarray(q, dtype=np.float64), closed, self.clock.now()))
+        """Send the arm to the *true* angles `q`: the arm servos on its offset encoders,
+        so the command carries the offset, as if from a perfectly calibrated caller."""
+        target = np.asarray(q, dtype=np.float64) + self.world.encoder_bias()
+        self.robot.command(JointCommand(target, closed, self.clock.now()))
 
     def move_tips(self, target: np.ndarray, closed: bool, steps: int, dt: float = 0.1) -> None:
         """Servo the fingertips to `target`, hand pointing down, at the loop's 10 Hz."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from grasprt.drivers.sim import SimConfig, gap_preset
 from grasprt.drivers.sim.config import GapConfig
 from grasprt.drivers.sim.ik import solve_ik
 from grasprt.profiles import SAWYER
+from grasprt.types import JointCommand
 
 IDEAL_BUT_LAGGING = GapConfig(
     latency_s=0.0, lag_tau_s=0.08, noise_std=0.0, bias_std=0.0, speed_ratio=1.0
@@ -94,6 +96,27 @@ def test_reported_joints_carry_a_per_episode_bias_and_noise(make) -> None:
     first_bias = sim.world.bias.copy()
     sim.world.reset(6)
     assert not np.allclose(sim.world.bias, first_bias)
+
+
+def test_an_arm_told_to_stay_where_it_reads_itself_stays_despite_the_offset(make) -> None:
+    # The joint controllers servo on the encoders: a command of the reported angles is
+    # "hold here", whatever the offset. (A sim that took targets as true angles drifted
+    # the arm by the offset on every command: 10 mrad a step per joint under `large`.)
+    gap = replace(gap_preset("large"), noise_std=0.0)
+    sim = make(SimConfig(gap=gap), seed=5)
+    assert np.max(np.abs(sim.world.bias)) > 0.005
+    start = sim.world.true_q()
+    for _ in range(30):
+        state = sim.robot.read_state()
+        sim.robot.command(JointCommand(q=state.q, gripper_closed=False, stamp=state.stamp))
+        sim.clock.advance(0.1)
+    assert np.allclose(sim.world.true_q(), start, atol=1e-9)
+    # And a commanded reading is what the encoders then report, the offset still there.
+    goal = sim.robot.read_state().q + 0.02
+    sim.robot.command(JointCommand(q=goal, gripper_closed=False, stamp=0.0))
+    sim.clock.advance(3.0)
+    assert np.allclose(sim.robot.read_state().q, goal, atol=1e-6)
+    assert np.allclose(sim.world.true_q(), goal - sim.world.bias, atol=1e-6)
 
 
 def test_the_none_gap_reports_the_truth(make) -> None:

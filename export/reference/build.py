@@ -22,6 +22,7 @@ import platform
 import shutil
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -207,6 +208,40 @@ def dagger_table(history: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def _selection_line(dagger: dict[str, Any]) -> str:
+    table = dagger.get("validation") or []
+    if not table:
+        return "The bundle's controller is the last iteration's policy."
+    cfg = dagger["config"]
+    line = (
+        f"The bundle's controller is **policy {dagger['chosen_policy']}**: of the last "
+        f"{len(table)} iterations' policies, the best mean success on validation attempts "
+        f"({cfg['validation_attempts']} per setting, true masks, random positions and "
+        "seeds of their own, never the evaluation grid's; table below)."
+    )
+    return textwrap.fill(line, width=86, subsequent_indent="  ")
+
+
+def validation_table(dagger: dict[str, Any]) -> str:
+    table = dagger.get("validation") or []
+    if not table:
+        return ""
+    names = list(table[0]["success"])
+    rows = [
+        "",
+        "Policy selection (validation, true masks, "
+        f"{dagger['config']['validation_attempts']} attempts per setting):",
+        "",
+        "| policy | " + " | ".join(names) + " | mean |",
+        "|---" * (len(names) + 2) + "|",
+    ]
+    for row in table:
+        mark = " (chosen)" if row["policy"] == dagger.get("chosen_policy") else ""
+        rates = " | ".join(f"{row['success'][n]:.2f}" for n in names)
+        rows.append(f"| {row['policy']}{mark} | {rates} | {row['mean']:.3f} |")
+    return "\n".join(rows)
+
+
 def _num(v: float | None) -> str:
     return "n/a (nothing predicted)" if v is None else f"{v:.3f}"
 
@@ -265,8 +300,13 @@ Rebuild from a clean checkout (the `export` extra installed):
   (in the graph: `provenance.controller.state_normalisation`). Each episode draws the sphere
   position, start pose, look, and each dynamics-gap knob (latency, lag, noise, bias,
   speed) uniformly between the `none` and `large` presets; {cfg["moving_share"]:.0%} of
-  the episodes have a rolling sphere. Episodes run through the same loop, limiter and
-  simulated clock as `grasprt run`. `action_scale` = {cfg["action_scale"]} rad per unit.
+  the episodes have a rolling sphere. While a policy acts, each episode pushes every
+  executed command by a constant per-joint offset (std drawn up to
+  {cfg.get("perturb_rad", 0.0) * 1000:.0f} mrad; labels stay the expert's clean actions,
+  as in DART), so the pool holds states off the policy's own path and the way back.
+  Episodes run through the same loop, limiter and simulated clock as `grasprt run`.
+  `action_scale` = {cfg["action_scale"]} rad per unit.
+  {_selection_line(dagger)}
 - **Expert** (`drivers/sim/expert.py`): a finite-state machine with privileged state:
   s0 fingertips along a straight line to 6 cm above the sphere, s1 descend while
   re-centring, s2 close once the sphere sits between the pads (x within 5 mm, y within
@@ -276,8 +316,11 @@ Rebuild from a clean checkout (the `export` extra installed):
   leads a rolling sphere by its velocity. The descent aims the tips 1 cm below the
   sphere's centre, past the table top: the limiter's floor (2 mm above the table,
   4.85 mm below the centre) stops them inside the grasp window, so the student's last
-  steps stay firm instead of shrinking to a hover. **On hardware the limiter's
-  `floor_z` must be set** (docs/sawyer.md), or this controller presses into the table.
+  steps stay firm instead of shrinking to a hover. The floor is judged on the
+  *reported* joints, so an encoder offset moves it (millimetres under `--gap large`):
+  where it stops the tips above the window, the expert fails too. **On hardware the
+  limiter's `floor_z` must be set** (docs/sawyer.md), or this controller presses into
+  the table.
 - **Segmenter**: trained on composites of rendered spheres over procedural, simulator
   and photographic backgrounds (`export/reference/train_segmenter.py`).
 {_seg_lines(seg)}
@@ -293,6 +336,7 @@ attempt; the last column counts attempts where the two disagree (bundle / expert
 ## DAgger per iteration (`dagger.png`)
 
 {dagger_table(dagger["history"])}
+{validation_table(dagger)}
 
 Built in {wall_s / 60:.0f} min on {platform.machine()} ({platform.processor() or "CPU"}),
 torch {torch.__version__}, {cfg.get("threads", 1)} torch thread(s) for DAgger.
@@ -350,7 +394,13 @@ def build(
     from grasprt.export.reference.plots import plot_dagger
 
     finals = {name: evals[name]["success_rate"] for name, _ in EVALS}
-    plot_dagger(dagger["history"], out / "dagger.png", finals)
+    plot_dagger(
+        dagger["history"],
+        out / "dagger.png",
+        finals,
+        dagger.get("validation", ()),
+        dagger.get("chosen_policy"),
+    )
     wall = time.monotonic() - started
     (out / "README.md").write_text(model_card(seed, quick, dagger, seg_figures, evals, wall))
     return evals

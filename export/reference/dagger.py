@@ -65,10 +65,21 @@ class DaggerConfig:
     # Validation attempts per setting of `VALIDATION` and candidate, at random positions
     # and seeds of their own stream (never the evaluation grid's).
     validation_attempts: int = 20
+    # While a policy acts, each episode adds a constant per-joint push to every executed
+    # command (rad; each episode draws the push's std uniformly up to this), the labels
+    # staying the expert's clean actions: the pushed arm visits states around the
+    # policy's path and the expert says how to come back (as DART does, Laskey et al.
+    # 2017). Found the hard way: a sim bug that drifted the arm by its encoder offset
+    # every command did the same by accident, and the policy trained under it grasped
+    # more often (true masks, default gap, 50 positions: 0.90) than one trained
+    # without (0.82). 0 = no push.
+    perturb_rad: float = 0.01
 
     def __post_init__(self) -> None:
         if not 1 <= self.select_from <= self.iterations:
             raise ValueError("select_from must be between 1 and the iteration count")
+        if not self.perturb_rad >= 0.0:
+            raise ValueError("perturb_rad must be >= 0")
 
     @classmethod
     def quick(cls, seed: int = 0) -> DaggerConfig:
@@ -156,10 +167,19 @@ class LabellingPipeline(PolicyPipeline):
     """In the controller's place during data collection: the expert labels every state,
     the policy (or, with none, the expert itself) acts. True masks only."""
 
-    def __init__(self, expert: Expert, policy: ControllerGraph | None, data: Dataset) -> None:
+    def __init__(
+        self,
+        expert: Expert,
+        policy: ControllerGraph | None,
+        data: Dataset,
+        push: np.ndarray | None = None,
+    ) -> None:
         super().__init__(policy)
         self.expert = expert
         self.data = data
+        # Added to the policy's joint actions before they are executed (action units);
+        # never to the labels.
+        self.push = push
 
     def control(self, q: np.ndarray, gripper: float) -> np.ndarray:
         self.set_state(q, gripper)
@@ -167,7 +187,10 @@ class LabellingPipeline(PolicyPipeline):
         self.data.add(self.mask, self.state[0], label)
         if self.policy is None:
             return label
-        return self.act()
+        out = self.act()
+        if self.push is not None:
+            out[:7] += self.push
+        return out
 
 
 def draw_gap(rng: np.random.Generator, shared_share: float = 0.0) -> GapConfig:
@@ -213,9 +236,13 @@ def collect(
         attempt = Attempt(
             float(rng.uniform(x0, x1)), float(rng.uniform(y0, y1)), int(rng.integers(2**31))
         )
+        push = None
+        if policy is not None and cfg.perturb_rad > 0.0:
+            std = rng.uniform(0.0, cfg.perturb_rad)
+            push = (rng.normal(0.0, std, 7) / cfg.action_scale).astype(np.float32)
 
-        def factory(run: Any, world: Any) -> LabellingPipeline:
-            return LabellingPipeline(Expert(world, run.bundle.action_scale), policy, data)
+        def factory(run: Any, world: Any, push: np.ndarray | None = push) -> LabellingPipeline:
+            return LabellingPipeline(Expert(world, run.bundle.action_scale), policy, data, push)
 
         (res,) = run_attempts(run_cfg, [attempt], pipeline_factory=factory, sim=sim)
         outcomes.append(res.success)

@@ -7,9 +7,16 @@ from pathlib import Path
 from typing import Any
 
 
-def plot_dagger(history: Sequence[dict[str, Any]], out: Path, final: dict[str, float]) -> None:
-    """Training loss and the acting policy's success per iteration; the final bundle's
-    `grasprt eval` rates as horizontal marks."""
+def plot_dagger(
+    history: Sequence[dict[str, Any]],
+    out: Path,
+    final: dict[str, float],
+    validation: Sequence[dict[str, Any]] = (),
+    chosen: int | None = None,
+) -> None:
+    """Training loss and the acting policy's success per iteration; the candidates'
+    validation means at the iteration that trained them, the chosen one starred; the
+    final bundle's `grasprt eval` rates as horizontal marks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,6 +31,17 @@ def plot_dagger(history: Sequence[dict[str, Any]], out: Path, final: dict[str, f
     ax_loss.grid(alpha=0.3)
     frames = [h["aggregate"] for h in history]
     ax_ok.plot(its, [h["actor_success"] for h in history], "o-", label="acting policy (training)")
+    if validation:
+        ax_ok.plot(
+            [v["policy"] for v in validation],
+            [v["mean"] for v in validation],
+            "s",
+            label="validation mean (policy of that iteration)",
+        )
+    if chosen is not None:
+        mean = next((v["mean"] for v in validation if v["policy"] == chosen), None)
+        if mean is not None:
+            ax_ok.plot([chosen], [mean], "*", markersize=14, label=f"chosen: policy {chosen}")
     for (name, rate), style in zip(final.items(), ("--", ":", "-.", (0, (1, 3))), strict=False):
         ax_ok.axhline(rate, linestyle=style, color="grey", label=f"{name}: {rate:.2f}")
     ax_ok.set_xlabel("DAgger iteration (iteration 1: the expert acts)")

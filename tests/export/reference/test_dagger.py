@@ -8,20 +8,26 @@ import numpy as np
 import pytest
 import torch
 
+from grasprt.drivers.sim import SimConfig, make_sim
 from grasprt.drivers.sim.config import GAP_PRESETS
+from grasprt.drivers.sim.expert import Expert
 from grasprt.export.checkpoints import controller_normalisation, load_controller
 from grasprt.export.defaults import state_normalisation
 from grasprt.export.models import Controller, ControllerGraph
 from grasprt.export.reference.dagger import (
     MIN_JOINT_SCALE,
+    VALIDATION,
     DaggerConfig,
     Dataset,
+    LabellingPipeline,
+    candidate_path,
     draw_gap,
     fit_normalisation,
     run_dagger,
     train,
 )
 from grasprt.profiles import SAWYER
+from grasprt.runtime.clock import SimClock
 
 PLACEHOLDER = str(Path(__file__).resolve().parents[3] / "models" / "placeholder")
 
@@ -109,6 +115,48 @@ def test_quick_run_labels_with_the_expert_then_lets_the_policy_act(tmp_path: Pat
     assert norm is not None
     assert np.allclose(norm[0], result["state_normalisation"]["offset"])
     assert not np.allclose(norm[1], state_normalisation(SAWYER)[1])
+    # The last `select_from` policies were each tried on the same validation attempts;
+    # the checkpoint is the best of them (ties: the later), not simply the last.
+    table = result["validation"]
+    assert [row["policy"] for row in table] == [1, 2]
+    for row in table:
+        assert set(row["success"]) == {name for name, _, _ in VALIDATION}
+        assert row["mean"] == pytest.approx(np.mean(list(row["success"].values())))
+    best = max(table, key=lambda row: (row["mean"], row["policy"]))
+    assert result["chosen_policy"] == best["policy"]
+    chosen = load_controller(candidate_path(ckpt, best["policy"]))
+    for a, b in zip(net.parameters(), chosen.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_push_moves_the_executed_action_never_the_label() -> None:
+    world, robot, _ = make_sim(SimConfig(), SimClock(), seed=3)
+    robot.connect()
+    torch.manual_seed(0)
+    policy = ControllerGraph(Controller(), *state_normalisation(SAWYER)).eval()
+    push = np.linspace(-0.2, 0.2, 7).astype(np.float32)
+    mask = np.zeros((100, 100), np.float32)
+    mask[40:50, 40:50] = 1.0
+    q = robot.read_state().q
+
+    clean, data = Dataset(), Dataset()
+    plain = LabellingPipeline(Expert(world, 0.05), policy, clean)
+    pushed = LabellingPipeline(Expert(world, 0.05), policy, data, push)
+    for p in (plain, pushed):
+        p.set_mask(mask)
+    a_plain, a_pushed = plain.control(q, 0.0), pushed.control(q, 0.0)
+    assert np.allclose(a_pushed[:7], a_plain[:7] + push) and a_pushed[7] == a_plain[7]
+    assert np.array_equal(data.labels[0], clean.labels[0])  # the expert's, unpushed
+    assert np.all(np.abs(data.labels[0]) <= 1.0)
+
+
+def test_selection_needs_a_candidate_among_the_iterations() -> None:
+    with pytest.raises(ValueError, match="select_from"):
+        DaggerConfig(iterations=3, select_from=4)
+    with pytest.raises(ValueError, match="select_from"):
+        DaggerConfig(select_from=0)
+    with pytest.raises(ValueError, match="perturb_rad"):
+        DaggerConfig(perturb_rad=float("nan"))
 
 
 def test_normalisation_is_fitted_to_the_states_with_a_floor_on_the_scale() -> None:

@@ -208,6 +208,17 @@ def dagger_table(history: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def _push_line(cfg: dict[str, Any]) -> str:
+    push = float(cfg.get("perturb_rad", 0.0))
+    if push <= 0.0:
+        return ""
+    return (
+        "\n  While a policy acts, each episode pushes every executed command by a constant"
+        f"\n  per-joint offset (std drawn up to {push * 1000:.0f} mrad; labels stay the"
+        "\n  expert's clean actions, as in DART)."
+    )
+
+
 def _selection_line(dagger: dict[str, Any]) -> str:
     table = dagger.get("validation") or []
     if not table:
@@ -300,11 +311,8 @@ Rebuild from a clean checkout (the `export` extra installed):
   (in the graph: `provenance.controller.state_normalisation`). Each episode draws the sphere
   position, start pose, look, and each dynamics-gap knob (latency, lag, noise, bias,
   speed) uniformly between the `none` and `large` presets; {cfg["moving_share"]:.0%} of
-  the episodes have a rolling sphere. While a policy acts, each episode pushes every
-  executed command by a constant per-joint offset (std drawn up to
-  {cfg.get("perturb_rad", 0.0) * 1000:.0f} mrad; labels stay the expert's clean actions,
-  as in DART), so the pool holds states off the policy's own path and the way back.
-  Episodes run through the same loop, limiter and simulated clock as `grasprt run`.
+  the episodes have a rolling sphere.{_push_line(cfg)} Episodes run through the same
+  loop, limiter and simulated clock as `grasprt run`.
   `action_scale` = {cfg["action_scale"]} rad per unit.
   {_selection_line(dagger)}
 - **Expert** (`drivers/sim/expert.py`): a finite-state machine with privileged state:

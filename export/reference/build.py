@@ -208,6 +208,13 @@ def dagger_table(history: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def _final_epochs(cfg: dict[str, Any]) -> str:
+    extra = int(cfg.get("final_epochs", 0))
+    if extra <= 0:
+        return ""
+    return f" and the last iteration {extra} more, the rate falling to a tenth"
+
+
 def _push_line(cfg: dict[str, Any]) -> str:
     push = float(cfg.get("perturb_rad", 0.0))
     if push <= 0.0:
@@ -305,14 +312,14 @@ Rebuild from a clean checkout (the `export` extra installed):
   acts; every visited state labelled by the expert), {cfg["iterations"]} iterations of
   {cfg["frames_per_iteration"]} new frames each ({dagger["frames"]} labelled frames in all),
   Adam lr {cfg["lr"]}, batch {cfg["batch"]}, {cfg["epochs"]} epochs over the pool per
-  iteration (warm-started), squared L2 loss on the 8 outputs. Inputs: the simulator's
-  true 100x100 masks and the measured joints + gripper, the joints scaled by the mean
-  and spread of the expert's own states (iteration 1) rather than by the joint ranges
-  (in the graph: `provenance.controller.state_normalisation`). Each episode draws the sphere
-  position, start pose, look, and each dynamics-gap knob (latency, lag, noise, bias,
-  speed) uniformly between the `none` and `large` presets; {cfg["moving_share"]:.0%} of
-  the episodes have a rolling sphere.{_push_line(cfg)} Episodes run through the same
-  loop, limiter and simulated clock as `grasprt run`.
+  iteration (warm-started){_final_epochs(cfg)}, squared L2 loss on the 8 outputs.
+  Inputs: the simulator's true 100x100 masks and the measured joints + gripper, the
+  joints scaled by the mean and spread of the expert's own states (iteration 1) rather
+  than by the joint ranges (in the graph: `provenance.controller.state_normalisation`).
+  Each episode draws the sphere position, start pose, look, and each dynamics-gap knob
+  (latency, lag, noise, bias, speed) uniformly between the `none` and `large` presets;
+  {cfg["moving_share"]:.0%} of the episodes have a rolling sphere.{_push_line(cfg)}
+  Episodes run through the same loop, limiter and simulated clock as `grasprt run`.
   `action_scale` = {cfg["action_scale"]} rad per unit.
   {_selection_line(dagger)}
 - **Expert** (`drivers/sim/expert.py`): a finite-state machine with privileged state:

@@ -208,11 +208,14 @@ def dagger_table(history: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def _final_epochs(cfg: dict[str, Any]) -> str:
+def _schedule(cfg: dict[str, Any]) -> str:
     extra = int(cfg.get("final_epochs", 0))
-    if extra <= 0:
-        return ""
-    return f" and the last iteration {extra} more, the rate falling to a tenth"
+    more = f" and the last iteration {extra} more" if extra > 0 else ""
+    if cfg.get("anneal_every_iteration"):
+        return f"{more}, the rate falling linearly to a tenth over each iteration's epochs"
+    if extra > 0:
+        return f"{more}, the rate falling to a tenth over those"
+    return ""
 
 
 def _push_line(cfg: dict[str, Any]) -> str:
@@ -312,7 +315,7 @@ Rebuild from a clean checkout (the `export` extra installed):
   acts; every visited state labelled by the expert), {cfg["iterations"]} iterations of
   {cfg["frames_per_iteration"]} new frames each ({dagger["frames"]} labelled frames in all),
   Adam lr {cfg["lr"]}, batch {cfg["batch"]}, {cfg["epochs"]} epochs over the pool per
-  iteration (warm-started){_final_epochs(cfg)}, squared L2 loss on the 8 outputs.
+  iteration (warm-started){_schedule(cfg)}, squared L2 loss on the 8 outputs.
   Inputs: the simulator's true 100x100 masks and the measured joints + gripper, the
   joints scaled by the mean and spread of the expert's own states (iteration 1) rather
   than by the joint ranges (in the graph: `provenance.controller.state_normalisation`).
@@ -353,9 +356,23 @@ attempt; the last column counts attempts where the two disagree (bundle / expert
 {dagger_table(dagger["history"])}
 {validation_table(dagger)}
 
-Built in {wall_s / 60:.0f} min on {platform.machine()} ({platform.processor() or "CPU"}),
-torch {torch.__version__}, {cfg.get("threads", 1)} torch thread(s) for DAgger.
+Built on {platform.machine()} ({platform.processor() or "CPU"}), torch {torch.__version__},
+{cfg.get("threads", 1)} torch thread(s) for DAgger. {_timing(seg, dagger, wall_s)}.
 """
+
+
+def _timing(seg: dict[str, Any], dagger: dict[str, Any], wall_s: float) -> str:
+    """Each stage's own time: a build resumes finished stages from its work directory,
+    so the last invocation's wall time alone says little about the recipe's cost."""
+    parts = []
+    if "total_wall_s" in seg:
+        parts.append(f"segmenter {seg['total_wall_s'] / 60:.0f} min")
+    if dagger.get("history"):
+        parts.append(f"DAgger {dagger['history'][-1]['elapsed_s'] / 60:.0f} min")
+    parts.append(
+        f"the last invocation (stages it did not resume, export, evaluations) {wall_s / 60:.0f} min"
+    )
+    return "Stage times: " + ", ".join(parts)
 
 
 def install(staged: Path, out: Path) -> None:

@@ -76,6 +76,13 @@ class DaggerConfig:
     # leave the final policy underfitted: parked inside the grasp window with the expert
     # saying "close", it kept the fingers open in 7 of the 9 failures on 50 positions).
     final_epochs: int = 40
+    # Each iteration's learning rate falls linearly to a tenth over its epochs (the
+    # final epochs included), so every policy that acts, and every candidate, is a
+    # settled one; False keeps the rate flat and anneals the final epochs alone. Seed 0,
+    # against flat: the training loss ends higher (0.115 against 0.088), yet the
+    # policies act better (acting success of policies 8-10: 0.75/0.67/0.93 against
+    # 0.58/0.45/0.79; validation means of policies 9-12: 0.83-0.90 against 0.78-0.87).
+    anneal_every_iteration: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.select_from <= self.iterations:
@@ -124,6 +131,23 @@ class Dataset:
         self.masks.append(np.packbits(np.asarray(mask).reshape(-1) > 0.5))
         self.states.append(np.asarray(state, dtype=np.float32).copy())
         self.labels.append(np.asarray(label, dtype=np.float32).copy())
+
+    def save(self, path: Path) -> None:
+        """The pool as one .npz (packed masks): what the policies were trained on, kept
+        for diagnosis and offline training trials."""
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(
+            tmp,
+            masks=np.stack(self.masks),
+            states=np.stack(self.states),
+            labels=np.stack(self.labels),
+        )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Dataset:
+        with np.load(path) as f:
+            return cls(list(f["masks"]), list(f["states"]), list(f["labels"]))
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         bits = np.unpackbits(np.stack(self.masks), axis=1, count=MASK_CELLS)
@@ -258,6 +282,17 @@ def collect(
     }
 
 
+def learning_rate(cfg: DaggerConfig, epoch: int, extra_epochs: int) -> float:
+    """The rate for `epoch` (from 0) of an iteration of `cfg.epochs + extra_epochs`:
+    flat, then falling linearly to a tenth at the last epoch over the extra epochs, or
+    over all of them with `cfg.anneal_every_iteration`."""
+    epochs = cfg.epochs + extra_epochs
+    start = 0 if cfg.anneal_every_iteration else cfg.epochs
+    if epoch < start:
+        return cfg.lr
+    return cfg.lr * (1.0 - 0.9 * (epoch - start + 1) / (epochs - start))
+
+
 def train(
     graph: ControllerGraph,
     data: Dataset,
@@ -265,18 +300,17 @@ def train(
     gen: torch.Generator,
     extra_epochs: int = 0,
 ) -> float:
-    """`cfg.epochs` passes of Adam over the pool, then `extra_epochs` more with the
-    learning rate falling linearly to a tenth; returns the last epoch's mean loss."""
+    """`cfg.epochs` + `extra_epochs` passes of Adam over the pool, the learning rate
+    falling linearly to a tenth over the extra epochs (over all of them with
+    `cfg.anneal_every_iteration`); returns the last epoch's mean loss."""
     masks, states, labels = data.tensors()
     opt = torch.optim.Adam(graph.net.parameters(), lr=cfg.lr)
     graph.train()
     n = len(labels)
     last = 0.0
     for epoch in range(cfg.epochs + extra_epochs):
-        if epoch >= cfg.epochs:
-            done = (epoch - cfg.epochs + 1) / extra_epochs
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * (1.0 - 0.9 * done)
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(cfg, epoch, extra_epochs)
         order = torch.randperm(n, generator=gen)
         total = 0.0
         for i in range(0, n, cfg.batch):
@@ -340,6 +374,10 @@ def validate(bundle: str, policy: ControllerGraph, cfg: DaggerConfig) -> dict[st
         )
         rates[name] = float(np.mean([r.success for r in results]))
     return rates
+
+
+def pool_path(out_ckpt: Path) -> Path:
+    return out_ckpt.with_name(f"{out_ckpt.stem}-pool.npz")
 
 
 def candidate_path(out_ckpt: Path, iteration: int) -> Path:
@@ -432,6 +470,7 @@ def run_dagger(
             history.append(row)
             # Every iteration's policy is kept: a cut-short run still leaves the latest.
             save_controller(graph, out_ckpt)
+            data.save(pool_path(out_ckpt))
             if it > cfg.iterations - cfg.select_from:
                 save_controller(graph, candidate_path(out_ckpt, it))
             if on_iteration is not None:

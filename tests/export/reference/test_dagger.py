@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,8 @@ from grasprt.export.reference.dagger import (
     candidate_path,
     draw_gap,
     fit_normalisation,
+    learning_rate,
+    pool_path,
     run_dagger,
     train,
 )
@@ -43,6 +46,39 @@ def test_pool_keeps_masks_states_and_labels_exactly() -> None:
     for i, mask in enumerate(masks):
         assert torch.equal(m[i, 0], torch.from_numpy(mask))
     assert s[:, 0].tolist() == [0, 1, 2] and y[:, 7].tolist() == [0, -1, -2]
+
+
+def test_a_saved_pool_loads_back_bit_for_bit(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    data = Dataset()
+    for _ in range(5):
+        data.add(
+            (rng.random((100, 100)) > 0.9).astype(np.float32),
+            rng.normal(size=8).astype(np.float32),
+            rng.uniform(-1, 1, 8).astype(np.float32),
+        )
+    data.save(tmp_path / "pool.npz")
+    back = Dataset.load(tmp_path / "pool.npz")
+    for a, b in zip(data.tensors(), back.tensors(), strict=True):
+        assert torch.equal(a, b)
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_the_rate_stays_flat_then_falls_to_a_tenth_over_the_extra_epochs() -> None:
+    cfg = DaggerConfig(epochs=15, lr=1e-3, anneal_every_iteration=False)
+    assert [learning_rate(cfg, e, 0) for e in range(15)] == [1e-3] * 15
+    rates = [learning_rate(cfg, e, 40) for e in range(55)]
+    assert rates[:15] == [1e-3] * 15
+    assert all(b < a for a, b in pairwise(rates[14:]))
+    assert rates[-1] == pytest.approx(1e-4)
+
+
+def test_annealing_every_iteration_settles_each_policy_at_a_tenth_of_the_rate() -> None:
+    cfg = DaggerConfig(epochs=15, lr=1e-3, anneal_every_iteration=True)
+    for extra in (0, 40):
+        rates = [learning_rate(cfg, e, extra) for e in range(15 + extra)]
+        assert rates[0] < 1e-3 and rates[-1] == pytest.approx(1e-4)
+        assert all(b < a for a, b in pairwise(rates))
 
 
 def test_gap_draws_lie_between_the_presets() -> None:
@@ -110,6 +146,8 @@ def test_quick_run_labels_with_the_expert_then_lets_the_policy_act(tmp_path: Pat
     assert all(np.isfinite(h["loss"]) and 0.0 <= h["actor_success"] <= 1.0 for h in history)
     net = load_controller(ckpt)
     assert all(torch.isfinite(p).all() for p in net.parameters())
+    # The pool the policies were trained on is kept beside the checkpoint.
+    assert len(Dataset.load(pool_path(ckpt))) == result["frames"]
     # The checkpoint carries the normalisation fitted on the expert's iteration.
     norm = controller_normalisation(ckpt)
     assert norm is not None

@@ -295,4 +295,3 @@ class SimWorld:
                 clutter=self.clutter,
                 look=self.look,
             )
-

@@ -6,8 +6,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 OUT    ?= out
+# Evaluations the reference build runs at once (one per core).
+JOBS   ?= 2
 
-.PHONY: demo test lint format placeholder clean
+.PHONY: demo test lint format placeholder reference clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +42,11 @@ format: $(VENV)/.dev
 # Rebuilds the random-weight placeholder bundle (needs the export extra).
 placeholder: $(VENV)/.dev
 	$(BIN)/python -m grasprt.export.placeholder --out models/placeholder
+
+# The reference bundle's whole recipe, from a clean checkout: segmenter, DAgger, export,
+# the evaluations and the model card (~75 min on 2 cores; stages resume from build/).
+reference: $(VENV)/.dev
+	$(BIN)/python -m grasprt.export.reference.build --out models/reference --seed 0 --jobs $(JOBS)
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache *.egg-info

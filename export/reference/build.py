@@ -229,6 +229,26 @@ def _push_line(cfg: dict[str, Any]) -> str:
     )
 
 
+def _gap_line(cfg: dict[str, Any]) -> str:
+    reach = float(cfg.get("gap_reach", 1.0))
+    line = "`large`" if reach == 1.0 else f"{reach:g} times as far as `large`"
+    shared = float(cfg.get("shared_gap_share", 0.0))
+    if shared > 0.0:
+        line += f" ({shared:.0%} of the episodes: one severity for every knob)"
+    return line
+
+
+def _jitter_line(cfg: dict[str, Any]) -> str:
+    jitter = float(cfg.get("state_jitter_rad", 0.0))
+    if jitter <= 0.0:
+        return ""
+    return (
+        "\n  In training, each sample's joint inputs get a fresh random offset (std"
+        f"\n  {jitter * 1000:g} mrad a joint), the label unchanged: the labels are joint changes,"
+        "\n  right whatever the encoders' offset, so the policy learns not to lean on it."
+    )
+
+
 def _selection_line(dagger: dict[str, Any]) -> str:
     table = dagger.get("validation") or []
     if not table:
@@ -293,6 +313,7 @@ def model_card(
     wall_s: float,
 ) -> str:
     cfg = dagger["config"]
+    options = _push_line(cfg) + _jitter_line(cfg)
     first = next(iter(evals.values()))["settings"]
     protocol = (
         f"--grid {first['grid']} --repeats {first['repeats']} --max-steps {first['max_steps']}"
@@ -303,9 +324,10 @@ The default bundle `grasprt run` loads: a segmenter and a closed-loop controller
 paper's layer structure, trained in the simulator by the recipe in `export/reference/`.
 {"**QUICK SMOKE BUILD: tiny sizes, not a usable policy.**" if quick else ""}
 
-Rebuild from a clean checkout (the `export` extra installed):
+Rebuild from a clean checkout: `make reference` (the virtualenv with the `export`
+extra, then the recipe, ~75 min on 2 cores), or with the extra installed:
 
-    python -m grasprt.export.reference.build --out models/reference --seed {seed}
+    python -m grasprt.export.reference.build --out models/reference --seed {seed} --jobs 2
 
 {status_lines(evals)}
 
@@ -320,8 +342,8 @@ Rebuild from a clean checkout (the `export` extra installed):
   joints scaled by the mean and spread of the expert's own states (iteration 1) rather
   than by the joint ranges (in the graph: `provenance.controller.state_normalisation`).
   Each episode draws the sphere position, start pose, look, and each dynamics-gap knob
-  (latency, lag, noise, bias, speed) uniformly between the `none` and `large` presets;
-  {cfg["moving_share"]:.0%} of the episodes have a rolling sphere.{_push_line(cfg)}
+  (latency, lag, noise, bias, speed) uniformly between the `none` preset and
+  {_gap_line(cfg)}; {cfg["moving_share"]:.0%} of the episodes have a rolling sphere.{options}
   Episodes run through the same loop, limiter and simulated clock as `grasprt run`.
   `action_scale` = {cfg["action_scale"]} rad per unit.
   {_selection_line(dagger)}

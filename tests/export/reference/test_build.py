@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from grasprt.bundle import load_bundle
-from grasprt.export.reference.build import EVALS, EXPERT_EVALS, main
+from grasprt.export.reference.build import EVALS, EXPERT_EVALS, main, model_card
 
 
 @pytest.mark.slow
@@ -43,3 +43,23 @@ def test_quick_build_leaves_a_loadable_bundle_its_figures_and_a_card(tmp_path: P
     again = CliRunner().invoke(main, ["--quick", "--out", str(out), "--work", str(work)])
     assert again.exit_code == 0, again.output
     assert (work / "controller.pt").stat().st_mtime_ns == stamp
+
+
+def _committed_card(**options: float) -> str:
+    """The model card of the committed bundle's own record, training options changed."""
+    root = Path(__file__).resolve().parents[3] / "models" / "reference"
+    prov = json.loads((root / "bundle.json").read_text())["provenance"]
+    evals = json.loads((root / "eval.json").read_text())
+    dagger = {**prov["dagger"], "frames": prov["dagger"]["history"][-1]["aggregate"]}
+    dagger["config"] = {**dagger["config"], **options}
+    return model_card(0, False, dagger, prov["segmenter_figures"], evals, 60.0)
+
+
+def test_the_card_names_every_training_option_that_departs_from_the_plain_recipe() -> None:
+    plain = _committed_card(gap_reach=1.0, shared_gap_share=0.0, state_jitter_rad=0.0)
+    assert "uniformly between the `none` preset and\n  `large`;" in plain
+    assert "random offset" not in plain and "one severity" not in plain
+    varied = _committed_card(gap_reach=1.3, shared_gap_share=0.3, state_jitter_rad=0.005)
+    assert "1.3 times as far as `large` (30% of the episodes: one severity" in varied
+    assert "random offset (std\n  5 mrad a joint)" in varied
+    assert "make reference" in plain  # the one command from a clean checkout

@@ -17,6 +17,7 @@ from grasprt.export.defaults import state_normalisation
 from grasprt.export.models import Controller, ControllerGraph
 from grasprt.export.reference.dagger import (
     MIN_JOINT_SCALE,
+    MIN_SPEED_RATIO,
     VALIDATION,
     DaggerConfig,
     Dataset,
@@ -24,6 +25,7 @@ from grasprt.export.reference.dagger import (
     candidate_path,
     draw_gap,
     fit_normalisation,
+    jitter_joints,
     learning_rate,
     pool_path,
     run_dagger,
@@ -91,6 +93,23 @@ def test_gap_draws_lie_between_the_presets() -> None:
         assert len(set(values)) == 20  # drawn, not fixed
 
 
+def test_gap_reach_carries_draws_past_the_large_preset_speed_kept_above_its_floor() -> None:
+    rng = np.random.default_rng(2)
+    lo, hi = GAP_PRESETS["none"], GAP_PRESETS["large"]
+    draws = [draw_gap(rng, reach=1.5) for _ in range(200)]
+    for name in ("latency_s", "lag_tau_s", "noise_std", "bias_std"):
+        values = [getattr(g, name) for g in draws]
+        span = getattr(hi, name) - getattr(lo, name)
+        assert max(values) > getattr(hi, name)  # past 'large'
+        assert max(values) <= getattr(lo, name) + 1.5 * span
+    speeds = [g.speed_ratio for g in draws]
+    assert min(speeds) == MIN_SPEED_RATIO  # 1 - 1.5 * 0.8 < 0: held at the floor
+    assert max(speeds) <= 1.0
+    # reach 1 is the plain box, draw for draw.
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    assert [draw_gap(a) for _ in range(5)] == [draw_gap(b, reach=1.0) for _ in range(5)]
+
+
 def test_shared_severity_draws_put_every_knob_at_the_same_fraction() -> None:
     rng = np.random.default_rng(4)
     lo, hi = GAP_PRESETS["none"], GAP_PRESETS["large"]
@@ -110,6 +129,22 @@ def test_shared_severity_draws_put_every_knob_at_the_same_fraction() -> None:
         (getattr(g, k) - getattr(lo, k)) / (getattr(hi, k) - getattr(lo, k)) for k in knobs
     ]
     assert not np.allclose(fractions, fractions[0])
+
+
+def test_joint_jitter_offsets_the_joints_alone_and_draws_nothing_when_off() -> None:
+    states = torch.zeros(4000, 8)
+    states[:, 7] = 0.25
+    gen = torch.Generator().manual_seed(0)
+    out = jitter_joints(states, 0.01, gen)
+    assert torch.equal(out[:, 7], states[:, 7])  # the gripper reading stays as measured
+    assert torch.equal(states, torch.zeros(4000, 8).index_fill_(1, torch.tensor([7]), 0.25))
+    spread = out[:, :7].std(dim=0)
+    assert torch.all((spread > 0.009) & (spread < 0.011))
+    assert abs(float(out[:, :7].mean())) < 1e-3
+    # Off: the very tensor back, and the generator's stream untouched.
+    a, b = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert jitter_joints(states, 0.0, a) is states
+    assert torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=b))
 
 
 def test_training_lowers_the_squared_l2_loss_on_a_fixed_pool() -> None:

@@ -69,20 +69,21 @@ def _stage_done(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
     if not path.exists():
         return None
     saved = json.loads(path.read_text())
-    return saved if saved.get("meta") == meta else None
+    # Compared as JSON reads it back (tuples come back as lists).
+    return saved if saved.get("meta") == json.loads(json.dumps(meta)) else None
 
 
 def build_segmenter(work: Path, seed: int, quick: bool, say: Callable[[str], None]) -> tuple:
     ckpt = work / "segmenter.pt"
-    meta = {"seed": seed, "quick": quick}
+    try:
+        from grasprt.export.reference.train_segmenter import recipe, train_segmenter
+    except ImportError as e:
+        say(f"segmenter recipe unavailable ({e}): using random placeholder weights")
+        torch.manual_seed(seed)
+        return Segmenter(), None, {"placeholder": True, "why": str(e)}
+    meta = {"seed": seed, "quick": quick, "recipe": recipe(quick)}
     done = _stage_done(work / "segmenter.json", meta)
     if done is None or not ckpt.exists():
-        try:
-            from grasprt.export.reference.train_segmenter import train_segmenter
-        except ImportError as e:
-            say(f"segmenter recipe unavailable ({e}): using random placeholder weights")
-            torch.manual_seed(seed)
-            return Segmenter(), None, {"placeholder": True, "why": str(e)}
         say("training the segmenter on composited images")
         figures = train_segmenter(ckpt, seed=seed, quick=quick)
         done = {"meta": meta, "figures": figures}

@@ -16,7 +16,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import click
@@ -46,7 +46,7 @@ REFERENCE_WIDTHS = (8, 16, 16, 16)
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 # Truth-mask cells under the sphere: the sim's wrist camera sees it as 1 to ~12 cells.
 SIZE_BINS = ((1, 4, "1-4 cells"), (5, 12, "5-12 cells"), (13, 10**6, ">12 cells"))
-POS_WEIGHT = 2.0  # the sphere is ~0.1 % of the mask cells; BCE alone would learn "empty"
+POS_WEIGHT = 4.0  # the sphere is ~0.1 % of the mask cells; BCE alone would learn "empty"
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,13 @@ class Plan:
         if quick:
             return Plan(30, 8, (64, 96), 3e-3, 6, 8, 10**9)
         return Plan(3000, 32, (96, 128, 160), 2e-3, 150, 200, 250)
+
+
+def recipe(quick: bool) -> dict:
+    """What the trained network depends on besides the seed: a build's cached segmenter
+    stage counts as done only for the same recipe (a pos_weight changed by hand once
+    shipped a segmenter the committed recipe did not make)."""
+    return {"pos_weight": POS_WEIGHT, "widths": list(REFERENCE_WIDTHS), **asdict(Plan.of(quick))}
 
 
 def _normalise(images: np.ndarray) -> torch.Tensor:

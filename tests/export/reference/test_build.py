@@ -9,7 +9,13 @@ import pytest
 from click.testing import CliRunner
 
 from grasprt.bundle import load_bundle
-from grasprt.export.reference.build import EVALS, EXPERT_EVALS, main, model_card
+from grasprt.export.reference.build import (
+    EVALS,
+    EXPERT_EVALS,
+    _stage_done,
+    main,
+    model_card,
+)
 
 
 @pytest.mark.slow
@@ -39,10 +45,10 @@ def test_quick_build_leaves_a_loadable_bundle_its_figures_and_a_card(tmp_path: P
 
     # A second build finds every stage done for the same settings and only re-exports
     # and re-evaluates: the controller checkpoint is not retrained.
-    stamp = (work / "controller.pt").stat().st_mtime_ns
+    stamps = {f: (work / f).stat().st_mtime_ns for f in ("controller.pt", "segmenter.pt")}
     again = CliRunner().invoke(main, ["--quick", "--out", str(out), "--work", str(work)])
     assert again.exit_code == 0, again.output
-    assert (work / "controller.pt").stat().st_mtime_ns == stamp
+    assert {f: (work / f).stat().st_mtime_ns for f in stamps} == stamps
 
 
 def _committed_card(**options: float) -> str:
@@ -63,3 +69,16 @@ def test_the_card_names_every_training_option_that_departs_from_the_plain_recipe
     assert "1.3 times as far as `large` (30% of the episodes: one severity" in varied
     assert "random offset (std\n  5 mrad a joint)" in varied
     assert "make reference" in plain  # the one command from a clean checkout
+
+
+def test_a_cached_segmenter_stage_counts_only_for_the_same_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grasprt.export.reference import train_segmenter
+
+    meta = {"seed": 0, "quick": False, "recipe": train_segmenter.recipe(False)}
+    (tmp_path / "segmenter.json").write_text(json.dumps({"meta": meta, "figures": {}}))
+    assert _stage_done(tmp_path / "segmenter.json", meta) is not None  # tuples read back
+    monkeypatch.setattr(train_segmenter, "POS_WEIGHT", train_segmenter.POS_WEIGHT + 1.0)
+    changed = {**meta, "recipe": train_segmenter.recipe(False)}
+    assert _stage_done(tmp_path / "segmenter.json", changed) is None

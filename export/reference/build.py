@@ -33,6 +33,7 @@ import click
 import torch
 
 from grasprt.bundle import MANIFEST, load_bundle
+from grasprt.drivers.sim.expert import ExpertConfig
 from grasprt.export.checkpoints import (
     controller_normalisation,
     load_controller,
@@ -95,7 +96,8 @@ def build_controller(
     work: Path, cfg: DaggerConfig, scaffold: Path, say: Callable[[str], None]
 ) -> tuple:
     ckpt = work / "controller.pt"
-    meta = asdict(cfg)
+    # The teacher's settings too: a changed expert labels differently.
+    meta = {**asdict(cfg), "expert": asdict(ExpertConfig())}
     done = _stage_done(work / "dagger.json", meta)
     if done is None or not ckpt.exists():
         say(f"DAgger: {cfg.iterations} iterations of {cfg.frames_per_iteration} frames")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from grasprt.bundle import load_bundle
+from grasprt.drivers.sim.expert import ExpertConfig
 from grasprt.export.reference.build import (
     EVALS,
     EXPERT_EVALS,
@@ -82,3 +84,23 @@ def test_a_cached_segmenter_stage_counts_only_for_the_same_recipe(
     monkeypatch.setattr(train_segmenter, "POS_WEIGHT", train_segmenter.POS_WEIGHT + 1.0)
     changed = {**meta, "recipe": train_segmenter.recipe(False)}
     assert _stage_done(tmp_path / "segmenter.json", changed) is None
+
+
+def test_a_cached_dagger_stage_counts_only_for_the_same_expert(tmp_path: Path) -> None:
+    import torch
+
+    from grasprt.export.models import Controller
+    from grasprt.export.reference import build as build_mod
+    from grasprt.export.reference.dagger import DaggerConfig
+
+    cfg = DaggerConfig.quick(0)
+    meta = {**asdict(cfg), "expert": asdict(ExpertConfig())}
+    torch.save(Controller().state_dict(), tmp_path / "controller.pt")
+    (tmp_path / "dagger.json").write_text(json.dumps({"meta": meta, "config": {}}))
+    assert _stage_done(tmp_path / "dagger.json", meta) is not None
+    changed = {**meta, "expert": asdict(ExpertConfig(close_x=0.004))}
+    assert _stage_done(tmp_path / "dagger.json", changed) is None
+    # The build's own key is this one: the committed expert's settings included.
+    said: list[str] = []
+    _, _, done = build_mod.build_controller(tmp_path, cfg, tmp_path / "scaffold", said.append)
+    assert said == [] and done["meta"] == json.loads(json.dumps(meta))

@@ -44,11 +44,12 @@ class ExpertConfig:
     # the window, while aiming past the stop keeps the last steps firm wherever it
     # thinks it is. On hardware this needs the limiter's floor (`floor_z`) configured.
     # The cost: the limiter backs a step off along its own direction, so at the floor
-    # "down and over" moves nothing, and a student a few millimetres off centre there can
-    # freeze (4 of its 8 failures in 50 true-mask attempts under `--gap large`). Tried: labels that
-    # only move sideways once the reported pose is at the floor. The expert gained
-    # (rolling sphere 146 -> 150 of 150), the student lost: full pipeline 0.82 / 0.71
-    # (default / large) against 0.94 / 0.82, the hover this aim exists to prevent.
+    # "down and over" moves nothing, and a student a few millimetres off centre there
+    # can freeze (4 of its 8 failures in 50 true-mask attempts under `--gap large`).
+    # Tried: labels that only move sideways once the reported pose is at the floor.
+    # The expert gained (rolling sphere 146 -> 150 of 150), the student lost: full
+    # pipeline 0.82 / 0.71 (default / large) against 0.94 / 0.82, the hover this aim
+    # exists to prevent.
     grasp_depth: float = 0.010
     # Longest Cartesian stride per control step: far away, and in the last centimetres.
     stride: float = 0.04

@@ -7,17 +7,21 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from grasprt.bundle import load_bundle
 from grasprt.drivers.sim.expert import ExpertConfig
+from grasprt.export.models import Controller
 from grasprt.export.reference.build import (
     EVALS,
     EXPERT_EVALS,
     _stage_done,
+    build_controller,
     main,
     model_card,
 )
+from grasprt.export.reference.dagger import DaggerConfig
 
 
 @pytest.mark.slow
@@ -87,12 +91,6 @@ def test_a_cached_segmenter_stage_counts_only_for_the_same_recipe(
 
 
 def test_a_cached_dagger_stage_counts_only_for_the_same_expert(tmp_path: Path) -> None:
-    import torch
-
-    from grasprt.export.models import Controller
-    from grasprt.export.reference import build as build_mod
-    from grasprt.export.reference.dagger import DaggerConfig
-
     cfg = DaggerConfig.quick(0)
     meta = {**asdict(cfg), "expert": asdict(ExpertConfig())}
     torch.save(Controller().state_dict(), tmp_path / "controller.pt")
@@ -102,5 +100,5 @@ def test_a_cached_dagger_stage_counts_only_for_the_same_expert(tmp_path: Path) -
     assert _stage_done(tmp_path / "dagger.json", changed) is None
     # The build's own key is this one: the committed expert's settings included.
     said: list[str] = []
-    _, _, done = build_mod.build_controller(tmp_path, cfg, tmp_path / "scaffold", said.append)
+    _, _, done = build_controller(tmp_path, cfg, tmp_path / "scaffold", said.append)
     assert said == [] and done["meta"] == json.loads(json.dumps(meta))

@@ -125,6 +125,13 @@ def controller_cases(
     ]
 
 
+# How far past its range an output may round. ONNX Runtime's CPU Tanh gives
+# +-1.0000002 for saturated inputs (measured, 1.32: from |x| ~ 9), so a well-trained
+# controller whose outputs saturate would otherwise be refused. The limiter clips to
+# [-1, 1] anyway; this only keeps the check from mistaking rounding for a broken graph.
+RANGE_SLACK = 1e-6
+
+
 def _session(model_bytes: bytes, role: str) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
@@ -138,7 +145,7 @@ def _session(model_bytes: bytes, role: str) -> ort.InferenceSession:
 def _check_outputs(name: str, case: str, out: np.ndarray, lo: float, hi: float) -> None:
     if not np.all(np.isfinite(out)):
         raise ParityError(f"parity: ONNX {name} is not finite on case '{case}'")
-    if out.min() < lo or out.max() > hi:
+    if out.min() < lo - RANGE_SLACK or out.max() > hi + RANGE_SLACK:
         raise ParityError(
             f"parity: ONNX {name} leaves [{lo:g}, {hi:g}] on case '{case}' "
             f"(range {out.min():.4g} .. {out.max():.4g})"

@@ -118,6 +118,52 @@ def test_tampered_export_fails_parity_and_writes_nothing(tmp_path: Path) -> None
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
+def saturated_controller(bias: float) -> Controller:
+    """A controller whose every output is tanh(bias), whatever its inputs."""
+    ctrl = Controller().eval()
+    with torch.no_grad():
+        ctrl.fc2.weight.zero_()
+        ctrl.fc2.bias.fill_(bias)
+    return ctrl
+
+
+def test_saturated_controller_exports_despite_onnx_runtime_tanh_rounding(tmp_path: Path) -> None:
+    # Near 9, ONNX Runtime's CPU Tanh rounds past 1 (1.0000002 on 1.32): a trained
+    # controller that saturates must not be mistaken for a broken one.
+    ctrl = saturated_controller(8.9862)
+    seg, _ = nets(seed=0)
+    result = export_bundle(seg, ctrl, tmp_path / "b")
+    sess = ort.InferenceSession(result.bundle.controller_bytes, providers=["CPUExecutionProvider"])
+    (action,) = sess.run(
+        None,
+        {"mask": np.zeros((1, 1, 100, 100), np.float32), "state": np.zeros((1, 8), np.float32)},
+    )
+    print("saturated action", action.max(), "parity", result.parity.action_max_abs_err)
+    assert np.all(np.abs(action) <= 1.0 + 1e-6) and action.min() > 0.999
+    assert result.parity.action_max_abs_err <= 1e-4
+
+
+class BeyondRange(Controller):
+    """A controller whose outputs leave [-1, 1] (a graph without its final tanh)."""
+
+    def forward(self, mask: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return 1.5 * super().forward(mask, state)
+
+
+def test_controller_beyond_its_range_is_refused(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    ctrl = BeyondRange().eval()
+    with torch.no_grad():
+        ctrl.fc2.bias.fill_(20.0)
+    seg, _ = nets(seed=0)
+    with pytest.raises(ParityError) as err:
+        export_bundle(seg, ctrl, tmp_path / "b")
+    message = str(err.value)
+    print(message)
+    assert "action leaves [-1, 1]" in message and "\n" not in message
+    assert not (tmp_path / "b").exists()
+
+
 def test_existing_directory_needs_force(tmp_path: Path) -> None:
     out = write_bundle(tmp_path / "b", color_segmenter(), constant_controller([0.0] * 8))
     seg, ctrl = nets(seed=0)

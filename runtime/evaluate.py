@@ -24,7 +24,7 @@ import numpy as np
 
 from grasprt.config import RunConfig, SimSettings
 from grasprt.errors import ConfigError
-from grasprt.runtime.runner import Run
+from grasprt.runtime.runner import Run, limiter_floor
 from grasprt.runtime.watchdog import StalenessConfig
 
 if TYPE_CHECKING:
@@ -268,7 +268,8 @@ def _one_attempt(
 def expert_factory(run: Run, world: Any) -> Any:
     from grasprt.drivers.sim.expert import Expert, ExpertPipeline
 
-    return ExpertPipeline(Expert(world, run.bundle.action_scale))
+    floor = limiter_floor(run.cfg, world.table_z)
+    return ExpertPipeline(Expert(world, run.bundle.action_scale, floor_z=floor))
 
 
 def evaluate(

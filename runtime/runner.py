@@ -97,16 +97,23 @@ class RunReport:
         }
 
 
+def limiter_floor(cfg: RunConfig, table_z: float | None) -> float | None:
+    """The height the limiter keeps the arm's lowest point above: the configured floor
+    plane (else the driver's table) plus the clearance; None: no floor."""
+    s = cfg.limiter
+    floor = s.floor_z if s.floor_z is not None else table_z
+    return None if floor is None else floor + s.floor_clearance
+
+
 def make_limiter(
     cfg: RunConfig, bundle: Bundle, profile: RobotProfile, kin: Kinematics, floor_z: float | None
 ) -> Limiter:
     s = cfg.limiter
-    floor = s.floor_z if s.floor_z is not None else floor_z
     lcfg = LimiterConfig(
         rate_hz=bundle.rate_hz,
         velocity_factor=s.velocity_factor,
         joint_margin=s.joint_margin,
-        floor_z=None if floor is None else floor + s.floor_clearance,
+        floor_z=limiter_floor(cfg, floor_z),
         tracking_steps=s.tracking_steps,
         gripper_band=s.gripper_band,
         gripper_dwell=s.gripper_dwell,

@@ -30,6 +30,7 @@ from grasprt.export.defaults import DEFAULT_ACTION_SCALE, state_normalisation
 from grasprt.export.models import Controller, ControllerGraph
 from grasprt.profiles import SAWYER
 from grasprt.runtime.evaluate import Attempt, run_attempts
+from grasprt.runtime.runner import limiter_floor
 
 MASK_CELLS = 100 * 100
 
@@ -306,7 +307,10 @@ def collect(
             push = (rng.normal(0.0, std, 7) / cfg.action_scale).astype(np.float32)
 
         def factory(run: Any, world: Any, push: np.ndarray | None = push) -> LabellingPipeline:
-            return LabellingPipeline(Expert(world, run.bundle.action_scale), policy, data, push)
+            expert = Expert(
+                world, run.bundle.action_scale, floor_z=limiter_floor(run.cfg, world.table_z)
+            )
+            return LabellingPipeline(expert, policy, data, push)
 
         (res,) = run_attempts(run_cfg, [attempt], pipeline_factory=factory, sim=sim)
         outcomes.append(res.success)

@@ -13,6 +13,7 @@ from grasprt.drivers.sim.config import gap_preset
 from grasprt.drivers.sim.expert import Expert, ExpertConfig, ExpertPipeline
 from grasprt.errors import ConfigError
 from grasprt.runtime.evaluate import Attempt, EvalConfig, run_attempts
+from grasprt.runtime.runner import limiter_floor
 
 PLACEHOLDER = str(Path(__file__).resolve().parents[3] / "models" / "placeholder")
 
@@ -39,7 +40,8 @@ def run_expert(attempts: list[Attempt], gap: str = "none", on_step: Any = None, 
     seen: list[Watching] = []
 
     def factory(run: Any, world: Any) -> Watching:
-        p = Watching(Expert(world, run.bundle.action_scale), on_step)
+        floor = limiter_floor(run.cfg, world.table_z)
+        p = Watching(Expert(world, run.bundle.action_scale, floor_z=floor), on_step)
         seen.append(p)
         return p
 
@@ -85,6 +87,8 @@ def test_expert_reopens_and_reacquires_after_a_missed_close() -> None:
 def test_expert_rejects_bad_settings() -> None:
     with pytest.raises(ConfigError):
         ExpertConfig(stride=0.0)
+    with pytest.raises(ConfigError, match="floor_band"):
+        ExpertConfig(floor_band=-0.001)
 
 
 def test_expert_closes_only_inside_the_grasp_window_even_descending_fast() -> None:
@@ -102,3 +106,34 @@ def test_expert_closes_only_inside_the_grasp_window_even_descending_fast() -> No
     assert heights, "the expert never closed"
     assert heights[0] < ExpertConfig().close_above + 1e-9
     assert results[0].success
+
+
+def test_expert_at_the_floor_closes_on_the_sides_alone(make) -> None:
+    # The limiter's floor is judged on the reported joints, so where it stops the tips
+    # truly hangs on the encoder offset, which a student cannot see. At the floor the
+    # teacher closes on the sphere's sideways place alone; above it, it still waits
+    # for the tips to be low enough.
+    sim = make(SimConfig(gap=gap_preset("none")), seed=3)
+    w = sim.world
+
+    def decide(floor_z: float | None, state: str = "approach", **settings: Any) -> tuple:
+        expert = Expert(w, 0.05, ExpertConfig(**settings), floor_z=floor_z)
+        expert.state = state
+        q = w.reported_state().q  # no offset, no noise: what the limiter judges
+        action = expert.action(q)
+        return expert.state, float(action[7])
+
+    # 4 mm above the centre: higher than the window allows.
+    sim.move_tips(w.sphere_position() + np.array([0.0, 0.0, 0.004]), closed=False, steps=30)
+    assert w.fingertip_position()[2] - w.sphere_position()[2] > ExpertConfig().close_above
+    here = w.kin.lowest_point_z(w.reported_state().q)
+    assert decide(here - 0.0005) == ("close", 1.0)  # the floor stops it here
+    assert decide(here - 0.0005, close_at_floor=False) == ("descend", -1.0)
+    assert decide(w.table_z + 0.002) == ("descend", -1.0)  # the floor is far below
+    assert decide(None) == ("descend", -1.0)  # no floor at all
+
+    # 10 mm to the side (more than the pads allow, less than "lost"): the floor
+    # changes nothing, the teacher re-centres.
+    sim.move_tips(w.sphere_position() + np.array([0.007, 0.007, 0.004]), closed=False, steps=30)
+    here = w.kin.lowest_point_z(w.reported_state().q)
+    assert decide(here - 0.0005, state="descend") == ("descend", -1.0)

@@ -360,8 +360,12 @@ extra, then the recipe, ~75 min on 2 cores), or with the extra installed:
   sphere's centre, past the table top: the limiter's floor (2 mm above the table,
   4.85 mm below the centre) stops them inside the grasp window, so the student's last
   steps stay firm instead of shrinking to a hover. The floor is judged on the
-  *reported* joints, so an encoder offset moves it (millimetres under `--gap large`):
-  where it stops the tips above the window, the expert fails too. **On hardware the
+  *reported* joints, so an encoder offset moves it (millimetres under `--gap large`).
+  At the floor the expert closes on the sideways window alone: how high the tips truly
+  stop there hangs on that offset, which no student can see (a teacher that waited for
+  the height taught a student that froze at the floor with open fingers). Where the
+  floor stops the tips above the window, that close misses, the expert re-acquires,
+  and fails too. **On hardware the
   limiter's `floor_z` must be set** (docs/sawyer.md), or this controller presses into
   the table.
 - **Segmenter**: trained on composites of rendered spheres over procedural, simulator

@@ -265,11 +265,18 @@ def _one_attempt(
         raise AttemptsStopped(report.stopped, results)  # the operator wants out
 
 
-def expert_factory(run: Run, world: Any) -> Any:
-    from grasprt.drivers.sim.expert import Expert, ExpertPipeline
+def sim_expert(run: Run, world: Any) -> Any:
+    """The scripted expert for `world`, told where this run's limiter floor is."""
+    from grasprt.drivers.sim.expert import Expert
 
     floor = limiter_floor(run.cfg, world.table_z)
-    return ExpertPipeline(Expert(world, run.bundle.action_scale, floor_z=floor))
+    return Expert(world, run.bundle.action_scale, floor_z=floor)
+
+
+def expert_factory(run: Run, world: Any) -> Any:
+    from grasprt.drivers.sim.expert import ExpertPipeline
+
+    return ExpertPipeline(sim_expert(run, world))
 
 
 def evaluate(

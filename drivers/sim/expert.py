@@ -73,10 +73,11 @@ class ExpertConfig:
     # there: -1.7 .. +7.3 mm, 5th-95th percentile, under `--gap large`), which no
     # student can see; a teacher that waited for the height there taught it a close
     # decision that flipped with a 1-pixel shift of the mask or 10 mrad on one joint, and
-    # it froze at the floor with the fingers open. Measured (seed 0, true masks, 150
-    # attempts): expert under `--gap large` 139 -> 143, the DAgger student 124 -> 127
-    # (large) and 139 -> 143 (default gap). Where the tips truly are too high, the close
-    # misses and the teacher re-acquires, as after any miss.
+    # it froze at the floor with the fingers open. Measured (seed 0, 150 attempts): the
+    # expert under `--gap large` 139 -> 143; the DAgger student on true masks 124 -> 127
+    # (large) and 139 -> 143 (default gap), full pipeline under `--gap large` 123 -> 128.
+    # Where the tips truly are too high, the close misses and the teacher re-acquires,
+    # as after any miss.
     close_at_floor: bool = True
     floor_band: float = 0.001
     # Aim where a rolling sphere will be this long from now: the arm's latency and lag

@@ -29,8 +29,7 @@ from grasprt.export.checkpoints import controller_normalisation, load_controller
 from grasprt.export.defaults import DEFAULT_ACTION_SCALE, state_normalisation
 from grasprt.export.models import Controller, ControllerGraph
 from grasprt.profiles import SAWYER
-from grasprt.runtime.evaluate import Attempt, run_attempts
-from grasprt.runtime.runner import limiter_floor
+from grasprt.runtime.evaluate import Attempt, run_attempts, sim_expert
 
 MASK_CELLS = 100 * 100
 
@@ -307,10 +306,7 @@ def collect(
             push = (rng.normal(0.0, std, 7) / cfg.action_scale).astype(np.float32)
 
         def factory(run: Any, world: Any, push: np.ndarray | None = push) -> LabellingPipeline:
-            expert = Expert(
-                world, run.bundle.action_scale, floor_z=limiter_floor(run.cfg, world.table_z)
-            )
-            return LabellingPipeline(expert, policy, data, push)
+            return LabellingPipeline(sim_expert(run, world), policy, data, push)
 
         (res,) = run_attempts(run_cfg, [attempt], pipeline_factory=factory, sim=sim)
         outcomes.append(res.success)

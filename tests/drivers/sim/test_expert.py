@@ -12,8 +12,7 @@ from grasprt.drivers.sim import SimConfig
 from grasprt.drivers.sim.config import gap_preset
 from grasprt.drivers.sim.expert import Expert, ExpertConfig, ExpertPipeline
 from grasprt.errors import ConfigError
-from grasprt.runtime.evaluate import Attempt, EvalConfig, run_attempts
-from grasprt.runtime.runner import limiter_floor
+from grasprt.runtime.evaluate import Attempt, EvalConfig, run_attempts, sim_expert
 
 PLACEHOLDER = str(Path(__file__).resolve().parents[3] / "models" / "placeholder")
 
@@ -40,8 +39,7 @@ def run_expert(attempts: list[Attempt], gap: str = "none", on_step: Any = None, 
     seen: list[Watching] = []
 
     def factory(run: Any, world: Any) -> Watching:
-        floor = limiter_floor(run.cfg, world.table_z)
-        p = Watching(Expert(world, run.bundle.action_scale, floor_z=floor), on_step)
+        p = Watching(sim_expert(run, world), on_step)
         seen.append(p)
         return p
 

@@ -29,6 +29,7 @@ from grasprt.runtime.watchdog import StalenessConfig
 
 if TYPE_CHECKING:
     from grasprt.drivers.sim.config import SimConfig
+    from grasprt.drivers.sim.expert import Expert
 
 GAPS = ("default", "none", "large")
 
@@ -265,7 +266,7 @@ def _one_attempt(
         raise AttemptsStopped(report.stopped, results)  # the operator wants out
 
 
-def sim_expert(run: Run, world: Any) -> Any:
+def sim_expert(run: Run, world: Any) -> Expert:
     """The scripted expert for `world`, told where this run's limiter floor is."""
     from grasprt.drivers.sim.expert import Expert
 

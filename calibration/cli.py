@@ -29,7 +29,7 @@ from grasprt.calibration.resolution import fit_to_resolution
 from grasprt.calibration.solve import CalibrationResult, SolveOptions, View, calibrate
 from grasprt.calibration.view import Segmenter, compose_view, mask_panel
 from grasprt.errors import ConfigError, DriverError
-from grasprt.types import Camera, Frame, Intrinsics
+from grasprt.types import Camera, Frame
 
 # Above this the views disagree with any one lens model: a bent board, a wrong --square
 # between prints, or a board that moved.
@@ -71,27 +71,15 @@ def _open_camera(spec: str, sim_camera_file: str | None = None) -> Camera:
     if spec.strip() == "sim":
         # The simulated wrist camera in a default scene, rendering through
         # ``sim_camera_file`` when given: what a dry run with that calibration sees.
+        from grasprt.clock import MonotonicClock
         from grasprt.drivers.sim.config import SimConfig
         from grasprt.drivers.sim.factory import make_sim
-        from grasprt.runtime.clock import MonotonicClock
 
         _, _, camera = make_sim(SimConfig(camera_file=sim_camera_file), MonotonicClock())
         return camera
     from grasprt.drivers.factory import make_camera
 
     return make_camera(spec)
-
-
-def _intrinsics_json(intr: Intrinsics) -> dict[str, Any]:
-    return {
-        "image_width": intr.width,
-        "image_height": intr.height,
-        "fx": intr.fx,
-        "fy": intr.fy,
-        "cx": intr.cx,
-        "cy": intr.cy,
-        "dist": list(intr.dist),
-    }
 
 
 def _report(result: CalibrationResult, progress: dict[str, float]) -> None:
@@ -238,7 +226,7 @@ def calibrate_camera_cmd(
         intr = load_intrinsics(factory_source, width=width, height=height)
         save_camera_info(out, intr, camera_name or "realsense")
         if json_path is not None:
-            _write_json(json_path, {**_intrinsics_json(intr), "source": factory_source})
+            _write_json(json_path, {**intr.to_dict(), "source": factory_source})
         click.echo(
             f"factory intrinsics {intr.width}x{intr.height}: fx {intr.fx:.3f} fy {intr.fy:.3f} "
             f"cx {intr.cx:.3f} cy {intr.cy:.3f} dist {list(intr.dist)}"

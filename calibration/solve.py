@@ -43,15 +43,8 @@ class CalibrationResult:
         return len(self.per_view_errors)
 
     def to_json(self) -> dict:
-        i = self.intrinsics
         return {
-            "image_width": i.width,
-            "image_height": i.height,
-            "fx": i.fx,
-            "fy": i.fy,
-            "cx": i.cx,
-            "cy": i.cy,
-            "dist": list(i.dist),
+            **self.intrinsics.to_dict(),
             "rms": self.rms,
             "views_used": self.views_used,
             "per_view_errors": self.per_view_errors,

@@ -8,18 +8,15 @@ robot PC without pyrealsense2 can still use a webcam.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from grasprt.calibration.realsense_intrinsics import RECORDING_SUFFIXES
 from grasprt.errors import ConfigError, DriverError
 from grasprt.types import Camera, Clock
-
-CAMERA_SPEC_FORMS = (
-    "sim, realsense[:SERIAL|:FILE.db3|:FILE.bag][@WxH[xFPS]], "
-    "opencv:INDEX|/dev/videoN|FILE[@WxH[xFPS]], gst:PIPELINE"
-)
 
 CAMERA_SPEC_HELP = (
     "Camera: sim | realsense[:SERIAL|:FILE.db3|:FILE.bag] | opencv:INDEX|/dev/videoN|FILE | "
@@ -33,15 +30,78 @@ _HEAD = re.compile(
     r"(?P<kind>[a-z]+)(?::(?P<target>.*?))?(?:@(?P<width>\d+)x(?P<height>\d+)(?:x(?P<fps>\d+))?)?"
 )
 _SERIAL = re.compile(r"[A-Za-z0-9_-]+")
-_RECORDING_SUFFIXES = (".db3", ".bag")
 _BOOL = {"": True, "1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def _no_check(target: str | None) -> str | None:
+    return None
+
+
+def _needs_target(target: str | None) -> str | None:
+    return None if target else "needs a device index, /dev/video path or video file"
+
+
+def _serial_or_recording(target: str | None) -> str | None:
+    if target is None or _is_recording(target) or _SERIAL.fullmatch(target):
+        return None
+    return f"{target!r} is neither a serial number nor a .db3/.bag recording"
+
+
+def _is_recording(target: str) -> bool:
+    return target.lower().endswith(RECORDING_SUFFIXES)
+
+
+def _is_video_file(target: str) -> bool:
+    return not (target.isdigit() or target.startswith("/dev/"))
+
+
+@dataclass(frozen=True)
+class CameraKind:
+    """One `--camera KIND:...` entry. A new camera is its driver and one entry here."""
+
+    name: str
+    form: str  # how its spec looks, for messages
+    # "module:function" (CameraSpec, CaptureSettings) -> Camera; None: the robot's own.
+    build: str | None
+    # Why a target is wrong for this kind, or None when it will do.
+    check_target: Callable[[str | None], str | None] = _no_check
+    # Which targets are files (recordings, videos): they take loop and pace.
+    is_file: Callable[[str], bool] = lambda target: False
+    # The whole rest of the spec is the target, commas and all (a GStreamer pipeline).
+    whole: bool = False
+
+
+CAMERAS: dict[str, CameraKind] = {
+    k.name: k
+    for k in (
+        CameraKind("sim", "sim", None),
+        CameraKind(
+            "realsense",
+            "realsense[:SERIAL|:FILE.db3|:FILE.bag][@WxH[xFPS]]",
+            "grasprt.drivers.realsense:from_spec",
+            _serial_or_recording,
+            _is_recording,
+        ),
+        CameraKind(
+            "opencv",
+            "opencv:INDEX|/dev/videoN|FILE[@WxH[xFPS]]",
+            "grasprt.drivers.opencv_camera:from_spec",
+            _needs_target,
+            _is_video_file,
+        ),
+        CameraKind(
+            "gst", "gst:PIPELINE", "grasprt.drivers.opencv_camera:from_gst_spec", whole=True
+        ),
+    )
+}
+CAMERA_SPEC_FORMS = ", ".join(k.form for k in CAMERAS.values())
 
 
 @dataclass(frozen=True)
 class CameraSpec:
     """A parsed ``--camera`` string. ``target`` is a serial, file, device or pipeline."""
 
-    kind: str  # "sim" | "realsense" | "opencv" | "gst"
+    kind: str  # a name in CAMERAS
     target: str | None = None
     width: int | None = None
     height: int | None = None
@@ -54,11 +114,7 @@ class CameraSpec:
     @property
     def is_file(self) -> bool:
         """A recording or video file (as opposed to a live device)."""
-        if self.target is None or self.kind not in ("realsense", "opencv"):
-            return False
-        if self.kind == "realsense":
-            return self.target.lower().endswith(_RECORDING_SUFFIXES)
-        return not (self.target.isdigit() or self.target.startswith("/dev/"))
+        return self.target is not None and CAMERAS[self.kind].is_file(self.target)
 
 
 def _bad(spec: str, why: str | None = None) -> ConfigError:
@@ -69,30 +125,27 @@ def _bad(spec: str, why: str | None = None) -> ConfigError:
 def parse_camera_spec(spec: str) -> CameraSpec:
     """Parse a ``--camera`` string; ConfigError (one line) if it is not one."""
     text = spec.strip()
-    if text.startswith("gst:"):
-        pipeline = text[4:].strip()
-        if not pipeline:
-            raise _bad(spec, "gst: needs a pipeline")
-        return CameraSpec("gst", pipeline)
+    kind_name, _, rest = text.partition(":")
+    whole = CAMERAS.get(kind_name)
+    if whole is not None and whole.whole:
+        if not rest.strip():
+            raise _bad(spec, f"{kind_name}: needs a pipeline")
+        return CameraSpec(kind_name, rest.strip())
     head, *options = text.split(",")
     match = _HEAD.fullmatch(head)
-    if match is None or match["kind"] not in ("sim", "realsense", "opencv"):
+    if match is None or match["kind"] not in CAMERAS:
         raise _bad(spec)
-    kind = match["kind"]
+    kind = CAMERAS[match["kind"]]
     target = match["target"] or None
     size = [int(v) if v else None for v in (match["width"], match["height"], match["fps"])]
-    if kind == "sim" and (target or any(size) or options):
-        raise _bad(spec, "sim takes no target, mode or options")
-    if kind == "opencv" and target is None:
-        raise _bad(spec, "opencv: needs a device index, /dev/video path or video file")
-    recording_or_serial = target is None or (
-        target.lower().endswith(_RECORDING_SUFFIXES) or _SERIAL.fullmatch(target) is not None
-    )
-    if kind == "realsense" and not recording_or_serial:
-        raise _bad(spec, f"{target!r} is neither a serial number nor a .db3/.bag recording")
+    if kind.build is None and (target or any(size) or options):
+        raise _bad(spec, f"{kind.name} takes no target, mode or options")
+    why = kind.check_target(target)
+    if why:
+        raise _bad(spec, f"{kind.name}: {why}" if target is None else why)
     if any(v == 0 for v in size):
         raise _bad(spec, "width, height and fps must be positive")
-    parsed = CameraSpec(kind, target, *size)
+    parsed = CameraSpec(kind.name, target, *size)
     return _with_options(spec, parsed, options)
 
 
@@ -141,7 +194,7 @@ def make_camera(
     """
     parsed = parse_camera_spec(spec)
     name = spec.strip()
-    if parsed.kind == "sim":
+    if CAMERAS[parsed.kind].build is None:
         if sim_camera_factory is None:
             raise DriverError("the sim camera needs --robot sim")
         if calibration is not None:
@@ -151,40 +204,20 @@ def make_camera(
         return sim_camera_factory()
     if calibration is not None and not Path(calibration).is_file():
         raise ConfigError(f"no such calibration file: {calibration}")
-    if parsed.kind == "realsense":
-        from grasprt.drivers.realsense import RealSenseCamera
+    from grasprt.drivers.capture_camera import CaptureSettings
 
-        return RealSenseCamera(
-            None if parsed.is_file else parsed.target,
-            recording=parsed.target if parsed.is_file else None,
-            width=parsed.width,
-            height=parsed.height,
-            fps=parsed.fps,
-            loop=parsed.loop,
-            pace=parsed.pace,
-            settle_frames=parsed.settle,
-            calibration=calibration,
-            clock=clock,
-            name=name,
-        )
-    from grasprt.drivers.opencv_camera import OpenCVCamera
-
-    assert parsed.target is not None  # parse_camera_spec guarantees one for opencv and gst
-    if parsed.kind == "gst":
-        return OpenCVCamera(
-            parsed.target, kind="gstreamer", calibration=calibration, clock=clock, name=name
-        )
-    return OpenCVCamera(
-        parsed.target,
-        kind="file" if parsed.is_file else "device",
+    settings = CaptureSettings(
+        name=name,
         width=parsed.width,
         height=parsed.height,
         fps=parsed.fps,
-        fourcc=parsed.fourcc,
         loop=parsed.loop,
         pace=parsed.pace,
         settle_frames=parsed.settle,
         calibration=calibration,
         clock=clock,
-        name=name,
     )
+    build = CAMERAS[parsed.kind].build
+    assert build is not None  # only the robot's own camera has no builder
+    module, attr = build.split(":")
+    return getattr(importlib.import_module(module), attr)(parsed, settings)

@@ -1,11 +1,13 @@
-"""A capture thread that keeps only the newest frame of a camera.
+"""A holder of a camera's newest frame, filled by a capture thread or by a callback.
 
-Every camera driver supplies one ``grab()`` callable that blocks until the next frame
-(or a timeout) and returns it. This thread calls it in a loop and keeps the newest
-result under a lock, so the control loop's ``latest()`` never blocks and never sees a
-queue of old frames: a slow reader skips frames, and the skipped ones are counted as
-drops. Errors in ``grab()`` are counted and retried with a growing pause; the loop
-notices a dead camera by the age of the newest frame, not by an exception here.
+A pull source gives one ``grab()`` callable that blocks until the next frame (or a
+timeout) and returns it; this runs it in a loop in a daemon thread. A push source (frames
+arrive in someone else's callback) passes no ``grab`` and calls :meth:`NewestFrame.put`.
+Either way only the newest frame is kept, under a lock, so the control loop's
+``latest()`` never blocks and never sees a queue of old frames: a slow reader skips
+frames, and the skipped ones are counted as drops. Errors in ``grab()`` are counted and
+retried with a growing pause; the loop notices a dead camera by the age of the newest
+frame, not by an exception here.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ GrabFn = Callable[[], Frame | None]
 class CaptureStats:
     """Counters since the capture was created (they survive restarts)."""
 
-    frames: int  # frames grab() delivered
+    frames: int  # frames delivered
     drops: int  # frames replaced before anyone read them
     errors: int  # exceptions raised by grab()
     last_error: str | None
@@ -40,18 +42,20 @@ class CaptureStats:
 
 
 class NewestFrame:
-    """Runs ``grab()`` in a daemon thread and keeps the newest :class:`Frame`.
+    """Keeps the newest :class:`Frame`, from ``grab()`` in a daemon thread or from :meth:`put`.
 
     ``grab()`` returns a frame, or None when it has nothing this time (a timeout, a
     frame it discarded); it raises :class:`EndOfStream` when the source is finished.
     Drivers that wait inside ``grab()`` (reconnect back-off, pacing a file) use
-    :meth:`sleep` so that :meth:`stop` is never held up by them.
+    :meth:`sleep` so that :meth:`stop` is never held up by them. With ``grab=None``
+    there is no thread: :meth:`start` and :meth:`stop` only open and close the door
+    through which :meth:`put` lets frames in.
     """
 
     def __init__(
         self,
         name: str,
-        grab: GrabFn,
+        grab: GrabFn | None,
         *,
         error_backoff_s: float = 0.05,
         max_error_backoff_s: float = 2.0,
@@ -63,6 +67,7 @@ class NewestFrame:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._accepting = False  # push mode's "running"
         self._latest: Frame | None = None
         self._latest_read = True
         self._frames = 0
@@ -82,6 +87,9 @@ class NewestFrame:
         self._stop.clear()
         with self._cond:
             self._ended = False
+            self._accepting = True
+        if self._grab is None:
+            return
         self._thread = threading.Thread(target=self._run, name=f"capture:{self.name}", daemon=True)
         self._thread.start()
 
@@ -89,6 +97,7 @@ class NewestFrame:
         """Ask the thread to stop and wait for it; False if it is still stuck in grab()."""
         self._stop.set()
         with self._cond:
+            self._accepting = False
             self._cond.notify_all()
         thread = self._thread
         if thread is None or thread is threading.current_thread():
@@ -114,7 +123,34 @@ class NewestFrame:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+        if self._stop.is_set():
+            return False
+        if self._grab is None:
+            return self._accepting
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- filling -------------------------------------------------------------------
+
+    def put(self, frame: Frame) -> bool:
+        """Hold ``frame`` as the newest; False (frame ignored) unless started and not stopped."""
+        with self._cond:
+            if not self._accepting:
+                return False
+            if not self._latest_read:
+                self._drops += 1
+            self._latest = frame
+            self._latest_read = False
+            self._frames += 1
+            self._cond.notify_all()
+            return True
+
+    def finish(self, reason: str = "") -> None:
+        """Mark the source as played out: waiters return, no more frames are taken."""
+        with self._cond:
+            self._ended = True
+            self._accepting = False
+            self._cond.notify_all()
+        log.info("%s: end of stream%s", self.name, f" ({reason})" if reason else "")
 
     # -- reading -------------------------------------------------------------------
 
@@ -141,27 +177,6 @@ class NewestFrame:
             self._latest_read = True
             return frame
 
-    def start_first(
-        self, timeout_s: float, on_fail: Callable[[], None], *, ended: str, stalled: str
-    ) -> Frame:
-        """Start afresh and wait for the first frame, as every driver's connect() does.
-
-        When none comes: ``on_fail()`` (the driver's disconnect), then one DriverError
-        line, ``ended`` if the source said it has no frames, else ``stalled`` with the
-        last grab error.
-        """
-        self.clear()
-        self.start()
-        first = self.wait_for_frame(timeout_s=timeout_s)
-        if first is not None:
-            return first
-        stats = self.stats
-        on_fail()
-        if stats.ended:
-            raise DriverError(ended)
-        error = f" (last error: {stats.last_error})" if stats.last_error else ""
-        raise DriverError(stalled + error)
-
     def wait_for_frames(self, count: int, timeout_s: float = 5.0) -> bool:
         """Block until ``count`` frames have been delivered in total; False on timeout."""
         with self._cond:
@@ -185,35 +200,30 @@ class NewestFrame:
     # -- the thread ----------------------------------------------------------------
 
     def _run(self) -> None:
+        assert self._grab is not None  # start() runs no thread without one
         backoff = self._error_backoff_s
         while not self._stop.is_set():
             try:
                 frame = self._grab()
             except EndOfStream as e:
-                with self._cond:
-                    self._ended = True
-                    self._cond.notify_all()
-                log.info("%s: end of stream%s", self.name, f" ({e})" if str(e) else "")
+                self.finish(str(e))
                 return
             except Exception as e:  # a camera must never kill its thread silently
-                message = str(e).splitlines()[0] if str(e) else type(e).__name__
-                with self._cond:
-                    self._errors += 1
-                    first = self._last_error != message
-                    self._last_error = message
-                if first:
-                    log.warning("%s: capture error: %s", self.name, message)
+                self._count_error(e)
                 if not self.sleep(backoff):
                     return
                 backoff = min(backoff * 2.0, self._max_error_backoff_s)
                 continue
             backoff = self._error_backoff_s
-            if frame is None:
-                continue
-            with self._cond:
-                if not self._latest_read:
-                    self._drops += 1
-                self._latest = frame
-                self._latest_read = False
-                self._frames += 1
-                self._cond.notify_all()
+            if frame is not None:
+                self.put(frame)
+
+    def _count_error(self, error: Exception) -> None:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        with self._cond:
+            self._errors += 1
+            first = self._last_error != message
+            self._last_error = message
+        # Logged once per distinct message: a camera unplugged for a minute is one line.
+        if first:
+            log.warning("%s: capture error: %s", self.name, message)

@@ -11,16 +11,17 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
 
-from grasprt.calibration.camera_info import load_camera_info
-from grasprt.drivers.newest_frame import CaptureStats, EndOfStream, NewestFrame
+from grasprt.drivers.capture_camera import CaptureCamera, CaptureSettings, EndOfStream
 from grasprt.errors import DriverError
-from grasprt.runtime.clock import MonotonicClock
-from grasprt.types import Clock, Frame, Intrinsics
+from grasprt.types import Frame
+
+if TYPE_CHECKING:
+    from grasprt.drivers.factory import CameraSpec
 
 log = logging.getLogger(__name__)
 
@@ -66,121 +67,68 @@ def _to_rgb(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-class OpenCVCamera:
+class OpenCVCamera(CaptureCamera):
     """A :class:`grasprt.types.Camera` on ``cv2.VideoCapture``.
 
     ``kind`` says what ``source`` is: ``"device"`` (a V4L2 index such as ``"0"`` or a
     path such as ``/dev/video2`` or ``/dev/v4l/by-id/...``), ``"file"`` (a video file,
-    played at its own frame rate unless ``pace=False``, looped if ``loop``) or
-    ``"gstreamer"`` (a pipeline ending in ``appsink``). ``width``/``height``/``fps``/
-    ``fourcc`` are requests to a device; what it really gives is in ``actual_*``.
+    played at its own frame rate unless ``settings.pace`` is False, looped if
+    ``settings.loop``) or ``"gstreamer"`` (a pipeline ending in ``appsink``). The
+    settings' ``width``/``height``/``fps`` and ``fourcc`` are requests to a device; what
+    it really gives is in ``actual_*``. A device reopens after ``reopen_after_failures``
+    failed reads in a row (a replugged camera).
     """
+
+    default_first_frame_timeout_s = 5.0
 
     def __init__(
         self,
         source: str,
+        settings: CaptureSettings | None = None,
         *,
         kind: SourceKind = "device",
-        width: int | None = None,
-        height: int | None = None,
-        fps: float | None = None,
         fourcc: str | None = None,
-        loop: bool = False,
-        pace: bool = True,
-        settle_frames: int | None = None,
-        calibration: str | Path | None = None,
-        clock: Clock | None = None,
-        name: str | None = None,
-        first_frame_timeout_s: float = 5.0,
         reopen_after_failures: int = 5,
     ) -> None:
         if fourcc is not None and len(fourcc) != 4:
             raise DriverError(f"fourcc must be 4 characters (e.g. MJPG), got {fourcc!r}")
         self.source = source
         self.kind: SourceKind = kind
-        self.name = name or (f"gst:{source}" if kind == "gstreamer" else f"opencv:{source}")
-        self._request = (width, height, fps, fourcc)
-        self.loop = loop
-        self.pace = pace
-        # Webcams come up with auto-exposure still hunting; files and pipelines do not.
-        self.settle_frames = (
-            settle_frames if settle_frames is not None else (5 if kind == "device" else 0)
+        self.fourcc = fourcc
+        super().__init__(
+            (settings or CaptureSettings()).or_defaults(
+                name=f"gst:{source}" if kind == "gstreamer" else f"opencv:{source}",
+                # Webcams come up with auto-exposure still hunting; files and pipelines do not.
+                settle_frames=5 if kind == "device" else 0,
+            )
         )
-        self._calibration_path = calibration
-        self._clock: Clock = clock or MonotonicClock()
-        # Buffer stamps are on time.monotonic; they only mean something on that clock.
-        self._stamps_monotonic = clock is None or isinstance(clock, MonotonicClock)
-        self._first_frame_timeout_s = first_frame_timeout_s
         self._reopen_after_failures = reopen_after_failures
         self._cap: cv2.VideoCapture | None = None
-        self._intrinsics: Intrinsics | None = None
-        self._capture = NewestFrame(self.name, self._grab)
-        self._seq = 0
-        self._to_settle = 0
         self._failures = 0
         self._pace_start = 0.0
         self._pace_count = 0
         self._since_rewind = 0
-        self.reconnects = 0
         self.actual_width = 0
         self.actual_height = 0
         self.actual_fps = 0.0
 
-    # -- Camera --------------------------------------------------------------------
+    # -- CaptureCamera hooks -------------------------------------------------------
 
-    @property
-    def intrinsics(self) -> Intrinsics | None:
-        return self._intrinsics
+    def _open(self) -> None:
+        # OpenCV knows nothing of the optics: the intrinsics come from the calibration alone.
+        self._cap = self._open_capture()
 
-    def latest(self) -> Frame | None:
-        return self._capture.latest()
-
-    def connect(self) -> None:
-        if self._capture.running:
-            return
-        self._intrinsics = (
-            load_camera_info(self._calibration_path) if self._calibration_path else None
-        )
-        self._cap = self._open()
-        first = self._capture.start_first(
-            self._first_frame_timeout_s,
-            self.disconnect,
-            ended=f"{self.name}: the video has no frames",
-            stalled=f"{self.name}: opened, but no frame came within "
-            f"{self._first_frame_timeout_s:g} s",
-        )
-        h, w = first.image.shape[:2]
-        intr = self._intrinsics
-        if intr is not None and (intr.width, intr.height) != (w, h):
-            self.disconnect()
-            raise DriverError(
-                f"{self.name}: calibration {self._calibration_path} is for "
-                f"{intr.width}x{intr.height} but the camera gives {w}x{h}"
-            )
-
-    def disconnect(self) -> None:
-        stopped = self._capture.stop()
-        # Releasing under a thread still inside read() would free memory it is using.
-        if self._cap is not None and stopped:
+    def _close(self) -> None:
+        if self._cap is not None:
             self._cap.release()
             self._cap = None
 
-    # -- status --------------------------------------------------------------------
-
-    @property
-    def stats(self) -> CaptureStats:
-        return self._capture.stats
-
-    def wait_for_frame(self, after_seq: int = -1, timeout_s: float = 5.0) -> Frame | None:
-        """Block for a frame newer than ``after_seq`` (tools and tests; the loop polls)."""
-        return self._capture.wait_for_frame(after_seq, timeout_s)
-
-    def wait_for_frames(self, count: int, timeout_s: float = 5.0) -> bool:
-        return self._capture.wait_for_frames(count, timeout_s)
+    def _no_first_frame(self, timeout_s: float) -> tuple[str, str]:
+        return "the video has no frames", f"opened, but no frame came within {timeout_s:g} s"
 
     # -- opening -------------------------------------------------------------------
 
-    def _open(self) -> cv2.VideoCapture:
+    def _open_capture(self) -> cv2.VideoCapture:
         if self.kind == "gstreamer":
             if not opencv_has_gstreamer():
                 raise DriverError(
@@ -203,7 +151,6 @@ class OpenCVCamera:
             cap = self._open_device()
         self._read_actual(cap)
         self._failures = 0
-        self._to_settle = self.settle_frames
         self._pace_start, self._pace_count, self._since_rewind = time.monotonic(), 0, 0
         return cap
 
@@ -222,15 +169,14 @@ class OpenCVCamera:
         )
         if not cap.isOpened():
             raise DriverError(f"cannot open {path} (in use by another program, or not a camera)")
-        width, height, fps, fourcc = self._request
-        if fourcc:
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
-        if width:
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
-        if height:
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
-        if fps:
-            cap.set(cv2.CAP_PROP_FPS, fps)
+        if self.fourcc:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.fourcc))
+        if self.width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        if self.height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        if self.fps:
+            cap.set(cv2.CAP_PROP_FPS, self.fps)
         # One driver buffer: a frame waiting in a deep queue is an old frame.
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, _READ_TIMEOUT_MS)
@@ -240,10 +186,10 @@ class OpenCVCamera:
         self.actual_width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.actual_height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.actual_fps = float(cap.get(cv2.CAP_PROP_FPS))
-        width, height, fps, _ = self._request
-        asked = f"{width or '?'}x{height or '?'}@{fps or '?'}"
+        asked = f"{self.width or '?'}x{self.height or '?'}@{self.fps or '?'}"
         got = f"{self.actual_width}x{self.actual_height}@{self.actual_fps:g}"
-        if self.kind == "device" and any(self._request[:3]) and asked != got:
+        requested = any((self.width, self.height, self.fps))
+        if self.kind == "device" and requested and asked != got:
             log.warning("%s: asked for %s, the camera gives %s", self.name, asked, got)
         else:
             log.info("%s: %s", self.name, got)
@@ -256,14 +202,15 @@ class OpenCVCamera:
             if self.kind == "file":
                 raise EndOfStream("closed")
             # A failed reopen raises; the capture thread retries with a growing pause.
-            self._cap = self._open()
+            self._cap = self._open_capture()
+            self._restart_settle()
             self.reconnects += 1
             log.warning("%s: reopened", self.name)
             return None
         if self.kind == "file" and self.pace:
             fps = self.actual_fps if self.actual_fps > 0 else _DEFAULT_FILE_FPS
             due = self._pace_start + self._pace_count / fps
-            if not self._capture.sleep(due - time.monotonic()):
+            if not self._sleep(due - time.monotonic()):
                 return None
         ok, image = cap.read()
         arrival = self._clock.now()
@@ -272,15 +219,12 @@ class OpenCVCamera:
         self._failures = 0
         self._pace_count += 1
         self._since_rewind += 1
-        if self._to_settle > 0:
-            self._to_settle -= 1
-            return None
         position_ms = float(cap.get(cv2.CAP_PROP_POS_MSEC))
         stamp = arrival
-        if self.kind == "device" and self._stamps_monotonic:
+        # Buffer stamps are on time.monotonic; they only mean something on that clock.
+        if self.kind == "device" and self._stamps_on_monotonic:
             stamp = v4l2_capture_stamp(arrival, position_ms)
-        self._seq += 1
-        return Frame(_to_rgb(image), stamp, self._seq, device_stamp=position_ms / 1000.0)
+        return Frame(_to_rgb(image), stamp, 0, device_stamp=position_ms / 1000.0)  # seq: the base's
 
     def _on_read_failure(self, cap: cv2.VideoCapture) -> None:
         if self.kind == "file":
@@ -296,3 +240,14 @@ class OpenCVCamera:
             cap.release()
             self._cap = None
         raise DriverError(f"{self.name}: read failed ({self._failures} in a row)")
+
+
+def from_spec(spec: CameraSpec, settings: CaptureSettings) -> OpenCVCamera:
+    """The camera a parsed `--camera opencv:...` names (drivers/factory.py)."""
+    kind = "file" if spec.is_file else "device"
+    return OpenCVCamera(spec.target, settings, kind=kind, fourcc=spec.fourcc)
+
+
+def from_gst_spec(spec: CameraSpec, settings: CaptureSettings) -> OpenCVCamera:
+    """`--camera gst:PIPELINE`: a pipeline sets its own mode and takes no options."""
+    return OpenCVCamera(spec.target, settings, kind="gstreamer")

@@ -10,29 +10,29 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from grasprt.calibration.camera_info import load_camera_info
-from grasprt.drivers.newest_frame import CaptureStats, EndOfStream, NewestFrame
+from grasprt.calibration.realsense_intrinsics import (  # noqa: F401 (the driver's API)
+    INSTALL_HINT,
+    import_pyrealsense2,
+    intrinsics_from_realsense,
+)
+from grasprt.drivers.capture_camera import CaptureCamera, CaptureSettings, EndOfStream
 from grasprt.errors import DriverError
-from grasprt.runtime.clock import MonotonicClock
-from grasprt.types import Clock, Frame, Intrinsics
+from grasprt.types import Frame, Intrinsics
+
+if TYPE_CHECKING:
+    from grasprt.drivers.factory import CameraSpec
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pyrealsense2 is not installed: pip install 'grasprt[realsense]'"
-RECORDING_SUFFIXES = (".db3", ".bag")
-
 # A capture-to-arrival estimate outside 0..this is not believed (clocks not in step).
 _MAX_LATENCY_S = 0.5
-# Beyond this the fitted OpenCV distortion would mislead more than help.
-_MAX_FIT_ERROR_PX = 2.0
 # librealsense's colour formats and how to turn each into RGB (None: already RGB).
 _TO_RGB: dict[str, int | None] = {
     "rgb8": None,
@@ -42,106 +42,6 @@ _TO_RGB: dict[str, int | None] = {
     "yuyv": cv2.COLOR_YUV2RGB_YUYV,
     "uyvy": cv2.COLOR_YUV2RGB_UYVY,
 }
-
-
-def import_pyrealsense2() -> ModuleType:
-    """pyrealsense2, or a DriverError that says how to get it working."""
-    try:
-        import pyrealsense2
-    except ImportError as e:
-        if "libusb" in str(e):
-            raise DriverError(
-                "pyrealsense2 cannot load libusb-1.0: apt install libusb-1.0-0"
-            ) from None
-        raise DriverError(INSTALL_HINT) from None
-    return pyrealsense2
-
-
-# -- intrinsics ------------------------------------------------------------------------
-
-
-def _fit_plumb_bob(undistorted: np.ndarray, distorted: np.ndarray) -> np.ndarray:
-    """OpenCV (k1, k2, p1, p2, k3) that best send normalised ``undistorted`` to ``distorted``.
-
-    OpenCV's forward model is linear in its coefficients once the undistorted point is
-    known, so this is one least-squares solve.
-    """
-    x, y = undistorted[:, 0], undistorted[:, 1]
-    r2 = x * x + y * y
-    rows_x = np.stack([x * r2, x * r2**2, 2 * x * y, r2 + 2 * x * x, x * r2**3], 1)
-    rows_y = np.stack([y * r2, y * r2**2, r2 + 2 * y * y, 2 * x * y, y * r2**3], 1)
-    a = np.concatenate([rows_x, rows_y])
-    b = np.concatenate([distorted[:, 0] - x, distorted[:, 1] - y])
-    return np.linalg.lstsq(a, b, rcond=None)[0]
-
-
-def _radial(points: np.ndarray, k: Sequence[float]) -> np.ndarray:
-    r2 = (points**2).sum(1)
-    return 1 + k[0] * r2 + k[1] * r2**2 + k[4] * r2**3
-
-
-def _librealsense_distortion(points: np.ndarray, k: Sequence[float]) -> np.ndarray:
-    """librealsense's forward (undistorted -> distorted) Brown-Conrady variant.
-
-    librealsense 2.59 projects both ``modified_brown_conrady`` and
-    ``inverse_brown_conrady`` points with this polynomial (rsutil.h), and its
-    deprojection of ``inverse_brown_conrady`` inverts it. Unlike OpenCV, the tangential
-    terms act on the radially scaled point.
-    """
-    r2 = (points**2).sum(1)
-    x, y = points[:, 0] * _radial(points, k), points[:, 1] * _radial(points, k)
-    dx = x + 2 * k[2] * x * y + k[3] * (r2 + 2 * x * x)
-    dy = y + 2 * k[3] * x * y + k[2] * (r2 + 2 * y * y)
-    return np.stack([dx, dy], 1)
-
-
-def intrinsics_from_realsense(
-    width: int,
-    height: int,
-    fx: float,
-    fy: float,
-    ppx: float,
-    ppy: float,
-    model: str,
-    coeffs: Sequence[float],
-) -> Intrinsics:
-    """librealsense intrinsics as :class:`Intrinsics` with OpenCV ``plumb_bob`` distortion.
-
-    ``brown_conrady`` is OpenCV's model already. ``modified_brown_conrady`` and
-    ``inverse_brown_conrady`` project with a slightly different polynomial, so OpenCV
-    coefficients are fitted to it over the image (worst error logged, typically
-    hundredths of a pixel). Fisheye models, and fits worse than a few pixels, raise
-    ValueError: they have no faithful plumb_bob form.
-    """
-    k = [float(c) for c in coeffs][:5]
-    k += [0.0] * (5 - len(k))
-    if model == "none" or not any(k):
-        return Intrinsics(width, height, fx, fy, ppx, ppy)
-    if model == "brown_conrady":
-        return Intrinsics(width, height, fx, fy, ppx, ppy, tuple(k))
-    if model not in ("modified_brown_conrady", "inverse_brown_conrady"):
-        raise ValueError(f"the {model} distortion model has no OpenCV plumb_bob equivalent")
-    us, vs = np.meshgrid(np.linspace(0, width - 1, 33), np.linspace(0, height - 1, 25))
-    undistorted = np.stack([(us.ravel() - ppx) / fx, (vs.ravel() - ppy) / fy], 1)
-    distorted = _librealsense_distortion(undistorted, k)
-    fitted = _fit_plumb_bob(undistorted, distorted)
-    intr = Intrinsics(width, height, fx, fy, ppx, ppy, tuple(float(c) for c in fitted))
-    projected, _ = cv2.projectPoints(
-        np.column_stack([undistorted, np.ones(len(undistorted))]),
-        np.zeros(3),
-        np.zeros(3),
-        intr.matrix(),
-        np.array(intr.dist),
-    )
-    target = distorted * [fx, fy] + [ppx, ppy]
-    error_px = float(np.abs(projected[:, 0, :] - target).max())
-    if not error_px <= _MAX_FIT_ERROR_PX:
-        raise ValueError(f"{model} distortion fits OpenCV's model only to {error_px:.3g} px")
-    log.info("%s distortion as OpenCV plumb_bob: worst error %.3f px", model, error_px)
-    return intr
-
-
-# -- capture time ----------------------------------------------------------------------
 
 
 def capture_stamp(
@@ -180,53 +80,34 @@ def capture_stamp(
 # -- the camera ------------------------------------------------------------------------
 
 
-class RealSenseCamera:
+class RealSenseCamera(CaptureCamera):
     """The colour stream of a RealSense camera (or of a recording of one).
 
     ``serial`` picks a camera (default: the only/first one); ``recording`` plays a
-    ``.db3``/``.bag`` file instead, looped if ``loop``, at its recorded pace unless
-    ``pace=False`` (as fast as frames are taken: tests, offline runs). The first
-    ``settle_frames`` after each (re)start are dropped while auto-exposure settles.
+    ``.db3``/``.bag`` file instead, looped if ``settings.loop``, at its recorded pace
+    unless ``settings.pace`` is False (as fast as frames are taken: tests, offline runs).
+    The first ``settle_frames`` after each (re)start are dropped while auto-exposure
+    settles. A live stream with no frame for ``frame_timeout_s`` is restarted, after a
+    pause that doubles up to ``max_backoff_s`` while restarts fail.
     """
+
+    default_first_frame_timeout_s = 10.0
 
     def __init__(
         self,
         serial: str | None = None,
+        settings: CaptureSettings | None = None,
         *,
         recording: str | Path | None = None,
-        width: int | None = None,
-        height: int | None = None,
-        fps: int | None = None,
-        loop: bool = False,
-        pace: bool = True,
-        settle_frames: int | None = None,
-        calibration: str | Path | None = None,
-        clock: Clock | None = None,
-        name: str | None = None,
         frame_timeout_s: float = 1.0,
-        first_frame_timeout_s: float = 10.0,
         max_backoff_s: float = 5.0,
     ) -> None:
         if serial is not None and recording is not None:
             raise DriverError("a RealSense camera takes a serial number or a recording, not both")
         self.serial = serial
         self.recording = Path(recording) if recording is not None else None
-        live = self.recording is None
-        # Live defaults: a mode every D400 colour sensor has, also over USB 2.
-        self.width = width if width is not None else (640 if live else None)
-        self.height = height if height is not None else (480 if live else None)
-        self.fps = fps if fps is not None else (30 if live else None)
-        self.loop = loop
-        self.pace = pace
-        self.settle_frames = settle_frames if settle_frames is not None else (15 if live else 0)
-        self.name = name or (
-            f"realsense:{self.recording}" if self.recording else f"realsense:{serial or ''}"
-        ).rstrip(":")
-        self._calibration_path = calibration
-        self._clock: Clock = clock or MonotonicClock()
-        self._wall_stamps_usable = clock is None or isinstance(clock, MonotonicClock)
+        super().__init__((settings or CaptureSettings()).or_defaults(**self._defaults()))
         self._frame_timeout_ms = int(frame_timeout_s * 1000)
-        self._first_frame_timeout_s = first_frame_timeout_s
         self._max_backoff_s = max_backoff_s
         self._backoff_s = 0.25
         self._rs: Any = None
@@ -237,81 +118,58 @@ class RealSenseCamera:
         self._streaming = False
         self._restart_requested = False
         self._to_rgb: int | None = None
-        self._intrinsics: Intrinsics | None = None
-        self._capture = NewestFrame(self.name, self._grab)
-        self._seq = 0
-        self._to_settle = 0
-        self.reconnects = 0
         self.device_info: dict[str, str] = {}
 
-    # -- Camera --------------------------------------------------------------------
-
-    @property
-    def intrinsics(self) -> Intrinsics | None:
-        return self._intrinsics
-
-    def latest(self) -> Frame | None:
-        return self._capture.latest()
-
-    def connect(self) -> None:
-        if self._capture.running:
-            return
-        self._rs = import_pyrealsense2()
-        calibration = load_camera_info(self._calibration_path) if self._calibration_path else None
-        self._config = self._make_config()
-        self._pipeline = self._rs.pipeline()
-        self._start_pipeline()
-        if calibration is not None:
-            self._intrinsics = calibration
-        first = self._capture.start_first(
-            self._first_frame_timeout_s,
-            self.disconnect,
-            ended=f"{self.name}: the recording has no colour frames",
-            stalled=f"{self.name}: no colour frames within {self._first_frame_timeout_s:g} s "
-            "of starting (try another USB 3 port or cable)",
-        )
-        h, w = first.image.shape[:2]
-        if calibration is not None and (calibration.width, calibration.height) != (w, h):
-            self.disconnect()
-            raise DriverError(
-                f"{self.name}: calibration {self._calibration_path} is for "
-                f"{calibration.width}x{calibration.height} but the stream is {w}x{h}"
-            )
-
-    def disconnect(self) -> None:
-        stopped = self._capture.stop()
-        if stopped:
-            self._stop_pipeline()
-
-    # -- status --------------------------------------------------------------------
-
-    @property
-    def stats(self) -> CaptureStats:
-        return self._capture.stats
-
-    def wait_for_frame(self, after_seq: int = -1, timeout_s: float = 5.0) -> Frame | None:
-        """Block for a frame newer than ``after_seq`` (tools and tests; the loop polls)."""
-        return self._capture.wait_for_frame(after_seq, timeout_s)
-
-    def wait_for_frames(self, count: int, timeout_s: float = 5.0) -> bool:
-        return self._capture.wait_for_frames(count, timeout_s)
+    def _defaults(self) -> dict[str, Any]:
+        if self.recording is not None:
+            # A recording plays its own mode; only a live sensor's auto-exposure settles.
+            return {"name": f"realsense:{self.recording}", "settle_frames": 0}
+        return {
+            "name": f"realsense:{self.serial or ''}".rstrip(":"),
+            # A mode every D400 colour sensor has, also over USB 2.
+            "width": 640,
+            "height": 480,
+            "fps": 30,
+            "settle_frames": 15,
+        }
 
     def request_restart(self) -> None:
         """Have the capture thread restart the pipeline (as it does when frames stop)."""
         self._restart_requested = True
+
+    # -- CaptureCamera hooks -------------------------------------------------------
+
+    def _open(self) -> Intrinsics | None:
+        self._rs = import_pyrealsense2()
+        self._config = self._make_config()
+        self._pipeline = self._rs.pipeline()
+        return self._start_pipeline()
+
+    def _close(self) -> None:
+        self._stop_pipeline()
+
+    def _no_first_frame(self, timeout_s: float) -> tuple[str, str]:
+        return (
+            "the recording has no colour frames",
+            f"no colour frames within {timeout_s:g} s of starting (try another USB 3 port or "
+            "cable)",
+        )
+
+    def _mode(self) -> tuple[int, int, int]:
+        """The colour mode asked for; 0 means any (a recording's own)."""
+        return self.width or 0, self.height or 0, int(self.fps or 0)
 
     # -- pipeline ------------------------------------------------------------------
 
     def _make_config(self) -> Any:
         rs = self._rs
         config = rs.config()
+        width, height, fps = self._mode()
         if self.recording is not None:
             if not self.recording.is_file():
                 raise DriverError(f"no such RealSense recording: {self.recording}")
             config.enable_device_from_file(str(self.recording), repeat_playback=self.loop)
-            config.enable_stream(
-                rs.stream.color, self.width or 0, self.height or 0, rs.format.any, self.fps or 0
-            )
+            config.enable_stream(rs.stream.color, width, height, rs.format.any, fps)
             return config
         found = self._connected_serials()
         if self.serial is None:
@@ -328,7 +186,7 @@ class RealSenseCamera:
                 f"(found: {', '.join(found) if found else 'none'})"
             )
         config.enable_device(self.serial)
-        config.enable_stream(rs.stream.color, self.width, self.height, rs.format.rgb8, self.fps)
+        config.enable_stream(rs.stream.color, width, height, rs.format.rgb8, fps)
         return config
 
     def _connected_serials(self) -> list[str]:
@@ -339,24 +197,10 @@ class RealSenseCamera:
         except RuntimeError as e:
             raise DriverError(f"librealsense cannot list devices: {e}") from None
 
-    def _start_pipeline(self) -> None:
+    def _start_pipeline(self) -> Intrinsics | None:
+        """Start streaming; the stream's intrinsics unless a calibration file replaces them."""
         rs = self._rs
-        try:
-            if self._playback_fast():
-                # Playback starts in real time and drops frames until told otherwise, so
-                # switch the resolved device over before the pipeline starts it; the
-                # pipeline then uses this very device (kept alive in self._resolved).
-                self._resolved = self._config.resolve(rs.pipeline_wrapper(self._pipeline))
-                self._resolved.get_device().as_playback().set_real_time(False)
-            profile = self._pipeline.start(self._config)
-        except RuntimeError as e:
-            message = str(e).splitlines()[0] if str(e) else type(e).__name__
-            if self.recording is not None:
-                raise DriverError(f"cannot play {self.recording}: {message}") from None
-            raise DriverError(
-                f"RealSense {self.serial} cannot stream colour {self.width}x{self.height}"
-                f"@{self.fps} rgb8 ({message}); modes it has: {self._colour_modes()}"
-            ) from None
+        profile = self._start_profile()
         self._streaming = True
         device = profile.get_device()
         self._playback = device.as_playback() if device.is_playback() else None
@@ -376,9 +220,9 @@ class RealSenseCamera:
                 f"{self.name}: colour format {fmt} is not supported ({', '.join(_TO_RGB)} are)"
             )
         self._to_rgb = _TO_RGB[fmt]
-        if self._calibration_path is None:
-            self._intrinsics = self._stream_intrinsics(stream)
-        self._to_settle = self.settle_frames
+        # With a calibration file the factory model is not needed, even one with no
+        # OpenCV form (fisheye).
+        intrinsics = None if self.settings.calibration else self._stream_intrinsics(stream)
         log.info(
             "%s: %s %s, colour %dx%d@%d %s",
             self.name,
@@ -389,6 +233,28 @@ class RealSenseCamera:
             stream.fps(),
             fmt,
         )
+        return intrinsics
+
+    def _start_profile(self) -> Any:
+        rs = self._rs
+        try:
+            if self._playback_fast():
+                # Playback starts in real time and drops frames until told otherwise, so
+                # switch the resolved device over before the pipeline starts it; the
+                # pipeline then uses this very device (kept alive in self._resolved).
+                self._resolved = self._config.resolve(rs.pipeline_wrapper(self._pipeline))
+                self._resolved.get_device().as_playback().set_real_time(False)
+            profile = self._pipeline.start(self._config)
+        except RuntimeError as e:
+            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if self.recording is not None:
+                raise DriverError(f"cannot play {self.recording}: {message}") from None
+            width, height, fps = self._mode()
+            raise DriverError(
+                f"RealSense {self.serial} cannot stream colour {width}x{height}@{fps} rgb8 "
+                f"({message}); modes it has: {self._colour_modes()}"
+            ) from None
+        return profile
 
     def _playback_fast(self) -> bool:
         return self.recording is not None and not self.pace
@@ -480,33 +346,32 @@ class RealSenseCamera:
         colour = frames.get_color_frame()
         if not colour:
             return None
-        if self._to_settle > 0:
-            self._to_settle -= 1
-            return None
         data = np.asanyarray(colour.get_data())
         # The array views librealsense's buffer, which it reuses: convert or copy now.
         image = data.copy() if self._to_rgb is None else cv2.cvtColor(data, self._to_rgb)
         timestamp_ms = float(colour.get_timestamp())
         stamp = arrival
-        if self._wall_stamps_usable and self._playback is None:
+        # Wall-clock stamps map onto the loop's clock only when that is the real one.
+        if self._stamps_on_monotonic and self._playback is None:
             global_time = (
                 colour.get_frame_timestamp_domain() == self._rs.timestamp_domain.global_time
             )
             stamp = capture_stamp(
                 arrival, arrival_system_ms, timestamp_ms, global_time, _metadata(self._rs, colour)
             )
-        self._seq += 1
-        return Frame(image, stamp, self._seq, device_stamp=timestamp_ms / 1000.0)
+        return Frame(image, stamp, 0, device_stamp=timestamp_ms / 1000.0)  # seq: the base's
 
     def _restart(self) -> None:
         self._stop_pipeline()
-        if not self._capture.sleep(self._backoff_s):
+        if not self._sleep(self._backoff_s):
             return None
         try:
+            # The same config again: the stream's intrinsics are the ones connect() took.
             self._start_pipeline()
         except DriverError:
             self._backoff_s = min(self._backoff_s * 2.0, self._max_backoff_s)
             raise
+        self._restart_settle()
         self._restart_requested = False
         self._backoff_s = 0.25
         self.reconnects += 1
@@ -536,3 +401,10 @@ def device_info(rs: Any, device: Any) -> dict[str, str]:
         "physical_port": rs.camera_info.physical_port,
     }
     return {key: device.get_info(info) for key, info in fields.items() if device.supports(info)}
+
+
+def from_spec(spec: CameraSpec, settings: CaptureSettings) -> RealSenseCamera:
+    """The camera a parsed `--camera realsense[...]` names (drivers/factory.py)."""
+    if spec.is_file:
+        return RealSenseCamera(settings=settings, recording=spec.target)
+    return RealSenseCamera(spec.target, settings)

@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from grasprt.errors import ConfigError, DriverError
-from grasprt.profiles import SAWYER, RobotProfile
-from grasprt.types import Clock, JointCommand, RobotState
+from grasprt.bundle import Bundle
+from grasprt.config import RunConfig, check_number
+from grasprt.errors import DriverError
+from grasprt.profiles import SAWYER, RobotProfile, get_profile
+from grasprt.types import Clock, Drivers, JointCommand, RobotState
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,27 @@ INTERA_MISSING = (
 )
 # intera_core_msgs/AssemblyState.estop_button
 ESTOP_BUTTON_PRESSED = 1
-# intera_interface.Gripper.MAX_POSITION: metres between the fingers when open.
-INTERA_GRIPPER_OPEN_M = 0.041667
+# intera_interface.Gripper.MAX_POSITION, metres between the fingers when open: the
+# electric gripper's travel, which the profile holds (one number, one place).
+INTERA_GRIPPER_OPEN_M = SAWYER.gripper.max_opening
+
+
+@dataclass(frozen=True)
+class SawyerSettings:
+    """The `[sawyer]` section: how grasprt sets the arm up at connect."""
+
+    # Intera's joint-position speed ratio: a low one keeps a failure slow.
+    speed_ratio: float = 0.2
+    # The robot holds position on its own this long after grasprt stops publishing:
+    # how long the arm keeps moving after grasprt dies.
+    command_timeout_s: float = 0.25
+    limb: str = "right"
+
+    def __post_init__(self) -> None:
+        check_number("sawyer", "speed_ratio", self.speed_ratio, low=0, high=1, low_open=True)
+        check_number(
+            "sawyer", "command_timeout_s", self.command_timeout_s, low=0, high=1, low_open=True
+        )
 
 
 @dataclass(frozen=True)
@@ -86,15 +107,10 @@ class SawyerRobot:
         node_name: str = "grasprt",
         hold_lock_timeout_s: float = 0.05,
     ) -> None:
-        if not 0.0 < speed_ratio <= 1.0:
-            raise ConfigError(f"Sawyer speed ratio {speed_ratio} must be in (0, 1]")
-        if not 0.0 < command_timeout_s <= 1.0:
-            raise ConfigError(
-                f"Sawyer command timeout {command_timeout_s} s must be in (0, 1] "
-                "(it is how long the arm keeps moving after grasprt dies)"
-            )
+        # The same checks as `[sawyer]`'s: a robot made in Python is held to them too.
+        SawyerSettings(speed_ratio, command_timeout_s, limb_name)
         if clock is None:
-            from grasprt.runtime.clock import MonotonicClock
+            from grasprt.clock import MonotonicClock
 
             clock = MonotonicClock()
         self.profile = profile
@@ -273,3 +289,22 @@ class SawyerRobot:
         if self._limb is None:
             raise DriverError("Sawyer not connected: call connect() first")
         return self._limb
+
+
+def sawyer_drivers(cfg: RunConfig, bundle: Bundle) -> Drivers:
+    """The Sawyer's drivers for a run (drivers/registry.py): the arm on Intera, its own
+    gripper unless `--gripper` names another, the camera and heartbeat given."""
+    from grasprt.clock import MonotonicClock
+    from grasprt.drivers.hardware import hardware_drivers
+
+    s = cfg.robot_settings or SawyerSettings()
+    clock = MonotonicClock()
+    robot = SawyerRobot(
+        profile=get_profile(bundle.robot),
+        clock=clock,
+        speed_ratio=s.speed_ratio,
+        command_timeout_s=s.command_timeout_s,
+        limb_name=s.limb,
+        use_gripper=not cfg.gripper,
+    )
+    return hardware_drivers(cfg, robot, clock)

@@ -8,6 +8,13 @@ from typing import Any
 import click
 
 from grasprt.errors import ConfigError
+from grasprt.options import (
+    config_option,
+    inference_options,
+    load_config,
+    robot_options,
+    timing_options,
+)
 
 
 class _Bar:
@@ -37,17 +44,17 @@ class _Bar:
 
 def _row(name: str, d: dict[str, float]) -> str:
     cols = " ".join(f"{d.get(k, 0.0):9.3f}" for k in ("p50", "p90", "p99", "p999", "max"))
-    return f"  {name:<16}{cols}"
+    return f"  {name:<21}{cols}"
 
 
 def print_table(r: dict[str, Any]) -> None:
     head = " ".join(f"{k:>9}" for k in ("p50", "p90", "p99", "p99.9", "max"))
-    pace = "as fast as possible" if r["max_rate"] else f"at {r['rate_hz']:g} Hz"
+    pace = "on the simulator's clock" if r["max_rate"] else f"at {r['rate_hz']:g} Hz"
     click.echo(
         f"{r['cycles']} cycles {pace}; provider {r['provider']}, {r['threads']} thread(s), "
         f"{r['precision']}, fused {'on' if r['fused'] else 'off'}; overruns {r['overruns']}"
     )
-    click.echo(f"  {'ms':<16}{head}")
+    click.echo(f"  {'ms':<21}{head}")
     for name, st in r["stages"].items():
         click.echo(_row(name, st))
     click.echo(_row("cycle", r["cycle_ms"]))
@@ -88,6 +95,17 @@ def print_table(r: dict[str, Any]) -> None:
         click.echo(f"target {mark} {name}: {t['value']:.3f} ({t['target']})")
     for f in r.get("faults", []):
         click.echo(f"fault in episode {f['episode']}: {f['reason']}")
+
+
+def _eager_pair(bundle: Any, threads: int) -> Any:
+    # torch only here, through the export extra's module: the runtime never imports it.
+    try:
+        from grasprt.export.eager import EagerPair
+    except ModuleNotFoundError as e:
+        raise ConfigError(
+            f"--compare torch needs the export extra (pip install 'grasprt[export]'): {e}"
+        ) from None
+    return EagerPair(bundle, threads=threads)
 
 
 def plot(result: dict[str, Any], path: str) -> None:
@@ -141,143 +159,73 @@ def plot(result: dict[str, Any], path: str) -> None:
 Examples:
   grasprt bench                                 300 cycles at the bundle's rate
   grasprt bench --cycles 3000 --json b.json --plot b.png
-  grasprt bench --max --cycles 500 --compare torch --tune
+  grasprt bench --clock sim --cycles 500 --compare torch --tune
   grasprt bench --cycles 600 --stress 2
+  grasprt bench --config arm.toml               the settings the arm runs with
 
 The JSON keys are described in docs/bench.md. Exit status 0, 2 on bad input.""",
 )
-@click.option("--bundle", default=None, metavar="DIR", help="Model bundle directory.")
-@click.option(
-    "--camera", default=None, metavar="SPEC", help="Camera spec (default: the sim camera)."
-)
-@click.option("--calibration", default=None, metavar="FILE.yaml", help="Camera intrinsics.")
-@click.option("--cycles", type=int, default=300, show_default=True, help="Loop cycles to time.")
+@robot_options(simulated_only=True)
+@click.option("--cycles", type=int, default=None, help="Loop cycles to time. [default: 300]")
 @click.option("--rate", "rate_hz", type=float, default=None, help="Loop rate in Hz [bundle's].")
-@click.option(
-    "--max", "max_rate", is_flag=True, help="No waiting: the simulator's clock, back to back."
-)
-@click.option(
-    "--provider",
-    type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]),
-    default="cpu",
-    show_default=True,
-)
-@click.option("--threads", type=int, default=None, help="ONNX Runtime intra-op threads.")
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "int8", "fp16", "bf16"]),
-    default="fp32",
-    show_default=True,
-    help="Segmenter precision (reduced ones pass the IoU gate first).",
-)
-@click.option(
-    "--fused/--two-models",
-    default=None,
-    help="One fused graph per cycle, or the two sessions. [default: the runtime's]",
-)
-@click.option("--spin/--no-spin", default=None, help="ONNX Runtime worker spinning.")
-@click.option(
-    "--opt",
-    "graph_optimization",
-    type=click.Choice(["disable", "basic", "extended", "all"]),
-    default=None,
-)
+@inference_options(tuning=True)
 @click.option(
     "--compare",
     type=click.Choice(["torch"]),
     default=None,
-    help="Also time the same weights in PyTorch eager (needs the export extra).",
+    help="Also time the same weights in PyTorch eager, interleaved A/B (needs torch).",
 )
-@click.option("--stress", type=int, default=0, help="Busy processes beside a second loop run.")
-@click.option("--tune", is_flag=True, help="Measure ORT settings and precisions; run the fastest.")
+@click.option("--stress", type=int, default=None, help="Busy processes beside a second loop run.")
 @click.option(
-    "--model-reps", type=int, default=60, show_default=True, help="Runs per model-only figure."
+    "--tune", is_flag=True, default=None, help="Measure ORT settings and precisions; run the best."
 )
+@click.option("--model-reps", type=int, default=None, help="Runs per model-only figure. [60]")
 @click.option(
-    "--realtime/--no-realtime",
-    default=True,
-    show_default=True,
-    help="SCHED_FIFO, mlockall and affinity for the loop where permitted.",
+    "--recording/--no-recording",
+    default=None,
+    help="Record the loop to a temporary MCAP, as `run --record` does. [default: on]",
 )
-@click.option("--record/--no-record", default=True, show_default=True, help="Record (to tmp).")
+@timing_options()
+@config_option()
 @click.option("--json", "json_path", default=None, metavar="PATH", help="Write the results.")
 @click.option("--plot", "plot_path", default=None, metavar="PNG", help="Draw the distributions.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress, no table.")
 def bench_cmd(
-    bundle,
-    camera,
-    calibration,
-    cycles,
-    rate_hz,
-    max_rate,
-    provider,
-    threads,
-    precision,
-    fused,
-    spin,
-    graph_optimization,
-    compare,
-    stress,
-    tune,
-    model_reps,
-    realtime,
-    record,
-    json_path,
-    plot_path,
-    quiet,
+    compare: str | None,
+    json_path: str | None,
+    plot_path: str | None,
+    quiet: bool,
+    **params: Any,
 ) -> int:
     """Profile the real loop on the simulated arm: per-stage latency percentiles,
     wake-up lateness, overruns, model-only and PyTorch figures, FLOPs against the
     CPU's peak, and contention from busy neighbours."""
-    from dataclasses import replace
+    from pathlib import Path
 
+    from grasprt.drivers.registry import build_drivers
+    from grasprt.drivers.sim.views import held_out_views
     from grasprt.run_cmd import write_json
-    from grasprt.runtime.bench import BenchSpec, json_ready, run_bench
-    from grasprt.runtime.inference import InferenceConfig
+    from grasprt.runtime.bench import BenchParts, json_ready, run_bench
 
     if plot_path is not None:
         try:
             import matplotlib  # noqa: F401
         except ModuleNotFoundError:
             raise ConfigError("--plot needs matplotlib (pip install 'grasprt[plot]')") from None
-    from pathlib import Path
-
     # Refused before minutes of measuring, not after.
     for flag, path in (("--json", json_path), ("--plot", plot_path)):
         if path is not None and not Path(path).resolve().parent.is_dir():
             raise ConfigError(f"{flag} {path}: its folder does not exist")
-    inf = InferenceConfig(provider=provider, precision=precision)
-    changes: dict[str, Any] = {}
-    if threads is not None:
-        changes["intra_op_threads"] = threads
-    if fused is not None:
-        changes["fused"] = fused
-    if spin is not None:
-        changes["allow_spinning"] = spin
-    if graph_optimization is not None:
-        changes["graph_optimization"] = graph_optimization
-    inf = replace(inf, **changes)
-    spec = BenchSpec(
-        bundle=bundle,
-        camera=camera,
-        calibration=calibration,
-        cycles=cycles,
-        rate_hz=rate_hz,
-        max_rate=max_rate,
-        inference=inf,
-        compare_torch=compare == "torch",
-        stress=stress,
-        model_reps=model_reps,
-        record=record,
-        realtime=realtime,
-        tune=tune,
-    )
+    if compare is not None:
+        params["compare_torch"] = compare == "torch"
+    cfg = load_config(params)
 
     def say(line: str) -> None:
         if not quiet:
             click.echo(line, err=True)
 
-    result = run_bench(spec, progress=say, on_cycle=_Bar(quiet))
+    parts = BenchParts(make_drivers=build_drivers, views=held_out_views, eager=_eager_pair)
+    result = run_bench(cfg, parts, progress=say, on_cycle=_Bar(quiet))
     if plot_path:
         plot(result, plot_path)
         result["plot"] = plot_path

@@ -228,7 +228,18 @@ def _check_camera(m: _Manifest) -> Intrinsics:
             raise m.fail(
                 f"camera.{key}", f"must lie in the image [0, {MODEL_SIZE}], got {k[key]!r}"
             )
-    return Intrinsics(size["width"], size["height"], k["fx"], k["fy"], k["cx"], k["cy"])
+    _check_no_distortion(m, cam)
+    return Intrinsics.from_dict({**size, **k}, where=m.where)
+
+
+def _check_no_distortion(m: _Manifest, cam: dict[str, Any]) -> None:
+    """``dist`` is optional and must be empty (or zeros): the model view maps the real
+    camera into the bundle's camera as a plain pinhole and would ignore any distortion."""
+    dist = cam.get("dist", [])
+    if not isinstance(dist, list) or not all(_is_number(v) and _is_finite(v) for v in dist):
+        raise m.fail("camera.dist", f"must be a list of finite numbers, got {dist!r}")
+    if any(dist):
+        raise m.fail("camera.dist", "must be empty: a bundle's camera is an undistorted pinhole")
 
 
 def _model_entry(m: _Manifest, root: Path, role: str) -> tuple[Path, str, str]:
@@ -444,7 +455,6 @@ def check_against_profile(bundle: Bundle, profile: RobotProfile) -> None:
 
 def describe(bundle: Bundle) -> dict[str, Any]:
     """The bundle as plain JSON-ready data, for ``--json`` and run records (no model bytes)."""
-    cam = bundle.camera
     return {
         "root": str(bundle.root),
         "interface": bundle.interface,
@@ -453,14 +463,7 @@ def describe(bundle: Bundle) -> dict[str, Any]:
         "rate_hz": bundle.rate_hz,
         "action_scale": [float(x) for x in bundle.action_scale],
         "mask_threshold": bundle.mask_threshold,
-        "camera": {
-            "width": cam.width,
-            "height": cam.height,
-            "fx": cam.fx,
-            "fy": cam.fy,
-            "cx": cam.cx,
-            "cy": cam.cy,
-        },
+        "camera": bundle.camera.to_dict(),
         "segmenter": {
             "path": str(bundle.segmenter_path),
             "sha256": bundle.segmenter_sha256,

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from grasprt.errors import ConfigError
+from grasprt.options import (
+    config_option,
+    inference_options,
+    load_config,
+    robot_options,
+    timing_options,
+)
 
 
 def print_table(s: dict[str, Any]) -> None:
@@ -89,116 +97,74 @@ Examples:
   grasprt eval --robot sim --gt-mask --json eval.json
   grasprt eval --robot sim --gap large --moving --plot map.png
   grasprt eval --robot sim --expert                 the scripted teacher's own rate
+  grasprt eval --config arm.toml                    the same [limiter] floor_z as the arm
 
-Exit status: 0 finished, 2 bad input.""",
+Exit status: 0 finished, 2 bad input, 130/143 stopped (the attempts that finished are
+printed and written).""",
 )
-@click.option(
-    "--robot",
-    type=click.Choice(["sim"]),
-    default="sim",
-    show_default=True,
-    help="Only the simulator knows whether a grasp succeeded.",
-)
-@click.option(
-    "--bundle",
-    default=None,
-    metavar="DIR",
-    help="Model bundle. Default: models/reference, else models/placeholder.",
-)
+@robot_options(simulated_only=True)
 @click.option(
     "--grid",
     type=int,
-    default=50,
-    show_default=True,
-    help="Sphere positions, on a regular grid over the workspace.",
+    default=None,
+    help="Sphere positions, on a regular grid over the workspace. [default: 50]",
 )
 @click.option(
     "--repeats",
     type=int,
-    default=3,
-    show_default=True,
-    help="Attempts per position, each with its own seed (start pose, bias, look).",
+    default=None,
+    help="Attempts per position, each with its own seed (start pose, bias, look). [default: 3]",
 )
-@click.option(
-    "--max-steps",
-    type=int,
-    default=150,
-    show_default=True,
-    help="Steps before an attempt counts as failed.",
-)
-@click.option(
-    "--gap",
-    type=click.Choice(["default", "none", "large"]),
-    default="default",
-    show_default=True,
-    help="The dynamics gap between the simulated and an ideal arm.",
-)
-@click.option("--moving", is_flag=True, help="The sphere rolls slowly.")
-@click.option("--gt-mask", is_flag=True, help="Feed the simulator's true mask (control only).")
-@click.option("--expert", is_flag=True, help="Let the scripted expert act instead of the bundle.")
-@click.option(
-    "--realtime",
-    is_flag=True,
-    help="Run on the wall clock at the bundle's rate instead of the simulator's.",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the attempts.")
+@click.option("--expert", is_flag=True, default=None, help="Let the scripted expert act instead.")
+@inference_options()
+@timing_options(clock_default="sim")
+@config_option()
 @click.option(
     "--json", "json_path", default=None, metavar="PATH", help="Write the results as JSON."
 )
 @click.option("--plot", "plot_path", default=None, metavar="PNG", help="Draw the success map.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def eval_cmd(
-    robot: str,
-    bundle: str | None,
-    grid: int,
-    repeats: int,
-    max_steps: int,
-    gap: str,
-    moving: bool,
-    gt_mask: bool,
-    expert: bool,
-    realtime: bool,
-    seed: int,
-    json_path: str | None,
-    plot_path: str | None,
-    quiet: bool,
-) -> None:
+def eval_cmd(json_path: str | None, plot_path: str | None, quiet: bool, **params: Any) -> None:
     """Grasp success in the simulator under the paper's protocol.
 
     The sphere is placed on a regular grid over the reachable table area and each
     position is tried REPEATS times; an attempt ends in a grasp (the sphere held and
     lifted 5 cm) or after MAX-STEPS. Each attempt is a `grasprt run` episode: the same
-    loop, segmenter, limiter and watchdogs, on the simulator's clock unless --realtime.
+    loop, segmenter, limiter and watchdogs, with the same --config file, on the
+    simulator's clock unless --clock wall.
     """
-    from grasprt.config import default_bundle
+    from grasprt.evaluation.evaluate import evaluate, settings_of
     from grasprt.run_cmd import write_json
-    from grasprt.runtime.evaluate import EvalConfig, evaluate
 
     if plot_path:
         try:
             import matplotlib  # noqa: F401
         except ModuleNotFoundError:
             raise ConfigError("--plot needs matplotlib: pip install 'grasprt[plot]'") from None
-    cfg = EvalConfig(
-        bundle=bundle or str(default_bundle()),
-        grid=grid,
-        repeats=repeats,
-        max_steps=max_steps,
-        gap=gap,
-        moving=moving,
-        gt_mask=gt_mask,
-        expert=expert,
-        realtime=realtime,
-        seed=seed,
-    )
+    cfg = load_config(params, defaults={"clock": "sim"})
+    s = settings_of(cfg)
     if not quiet:
         click.echo(
-            f"eval: {cfg.bundle}, {grid} positions x {repeats}, gap {gap}"
-            + (", moving" if moving else "")
-            + (", true masks" if gt_mask else "")
-            + (", expert acting" if expert else ""),
+            f"eval: {cfg.bundle}, {s['grid']} positions x {s['repeats']}, gap {s['gap']}"
+            + (", moving" if s["moving"] else "")
+            + (", true masks" if cfg.gt_mask else "")
+            + (", expert acting" if s["expert"] else ""),
             err=True,
         )
+    report = evaluate(cfg, progress=_progress(quiet))
+    summary = report.summary()
+    print_table(summary)
+    if json_path:
+        write_json(json_path, summary)
+    if plot_path:
+        plot_success_map(summary, str(Path(plot_path)))
+    if report.stopped:
+        # What finished is printed and written above; the status says it is partial.
+        click.echo(f"stopped by {report.stopped}: {summary['attempts']} attempts finished")
+        sys.exit(128 + int(signal.Signals[report.stopped]))
+
+
+def _progress(quiet: bool) -> Callable[[Any, int, int], None]:
     live = not quiet and sys.stderr.isatty()
 
     def progress(res: Any, done: int, total: int) -> None:
@@ -212,14 +178,4 @@ def eval_cmd(
         )
         click.echo(("\r\033[K" + line) if live else line, err=True, nl=not live or done == total)
 
-    report = evaluate(cfg, progress=progress)
-    summary = report.summary()
-    print_table(summary)
-    if json_path:
-        write_json(json_path, summary)
-    if plot_path:
-        plot_success_map(summary, str(Path(plot_path)))
-    if report.stopped:
-        # What finished is printed and written above; the status says it is partial.
-        click.echo(f"stopped by {report.stopped}: {summary['attempts']} attempts finished")
-        sys.exit(128 + int(signal.Signals[report.stopped]))
+    return progress

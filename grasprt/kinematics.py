@@ -37,16 +37,6 @@ def rot_z(theta: float) -> np.ndarray:
     return t
 
 
-# The URDF's right_hand_camera frame is a body frame; the image plane needs the optical
-# convention (z forward, x right, y down). On the Sawyer the hand camera looks along the
-# gripper, which is -y of right_hand_camera (at the neutral pose: straight down). This is
-# the rotation from that optical frame to the body frame. Check it against the real
-# mount with `grasprt view` before trusting a new arm.
-OPTICAL_FROM_BODY = np.array(
-    [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
-)
-
-
 @dataclass(frozen=True)
 class Poses:
     links: list[np.ndarray]  # 4x4 pose of each joint's child link in the base frame
@@ -62,7 +52,10 @@ class Kinematics:
         self.profile = profile
         self._origins = [transform(j.xyz, j.rpy) for j in profile.joints]
         self._hand = transform(profile.hand.xyz, profile.hand.rpy)
-        self._camera = transform(profile.camera.xyz, profile.camera.rpy) @ OPTICAL_FROM_BODY
+        # The image plane needs the optical convention (z forward, x right, y down).
+        optical = np.eye(4)
+        optical[:3, :3] = profile.camera_optical
+        self._camera = transform(profile.camera.xyz, profile.camera.rpy) @ optical
         self._tip = profile.gripper.fingertip_offset
 
     def links(self, q: np.ndarray) -> list[np.ndarray]:
@@ -86,5 +79,5 @@ class Kinematics:
     def lowest_point_z(self, q: np.ndarray) -> float:
         """The lowest z of the wrist, hand and fingertips: what the table floor guards."""
         p = self.poses(q)
-        zs = [p.links[4][2, 3], p.links[5][2, 3], p.hand[2, 3], p.fingertips[2]]
-        return float(min(zs))
+        zs = [p.links[i][2, 3] for i in self.profile.floor_links]
+        return float(min(*zs, p.hand[2, 3], p.fingertips[2]))

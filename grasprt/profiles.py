@@ -49,9 +49,17 @@ class RobotProfile:
     base_link: str
     joints: tuple[JointSpec, ...]
     hand: FixedFrame
+    # The wrist camera's body frame as the URDF places it ...
     camera: FixedFrame
+    # ... and the rotation from the image's optical frame (z forward, x right, y down)
+    # to that body frame, row by row: where the URDF's camera link looks.
+    camera_optical: tuple[tuple[float, float, float], ...]
     gripper: GripperSpec
     neutral: tuple[float, ...]
+    # The links (0-based joint indices, their child links' origins) the floor guards
+    # besides the hand and fingertips: the wrist, which hangs lowest when the hand
+    # tilts.
+    floor_links: tuple[int, ...] = ()
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -105,6 +113,10 @@ SAWYER = RobotProfile(
     # right_hand on right_l6; right_hand_camera on right_l5.
     hand=FixedFrame(6, (0.0, 0.0, 0.0245), (0.0, 0.0, _PI / 2)),
     camera=FixedFrame(5, (0.039552, -0.033, 0.0695), (0.0, _PI / 2, 0.0)),
+    # The hand camera looks along the gripper, -y of right_hand_camera (at the neutral
+    # pose: straight down). Check it against the real mount with `grasprt view` before
+    # trusting a new arm.
+    camera_optical=((1.0, 0.0, 0.0), (0.0, 0.0, -1.0), (0.0, 1.0, 0.0)),
     gripper=GripperSpec(
         fingertip_offset=0.13562,
         max_opening=0.041667,
@@ -113,6 +125,8 @@ SAWYER = RobotProfile(
         close_time=0.4,
     ),
     neutral=(0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161),
+    # right_l4 and right_l5: the wrist.
+    floor_links=(4, 5),
 )
 
 PROFILES: dict[str, RobotProfile] = {"sawyer": SAWYER}

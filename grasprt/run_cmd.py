@@ -11,6 +11,13 @@ from typing import Any
 import click
 
 from grasprt.errors import ConfigError
+from grasprt.options import (
+    config_option,
+    inference_options,
+    load_config,
+    robot_options,
+    timing_options,
+)
 
 
 class _Progress:
@@ -53,10 +60,10 @@ def print_summary(s: dict[str, Any]) -> None:
         f"({s['success_rate']:.0%})  steps {s['steps']}  limited {s['limited_steps']}  "
         f"holds {s['holds']}  overruns {s['overruns']}  dropped records {s['dropped_records']}"
     )
-    click.echo(f"cycle      {_fmt(s['cycle_ms'])}")
-    click.echo(f"lateness   {_fmt(s['lateness_ms'])}")
+    click.echo(f"cycle        {'':<10}{_fmt(s['cycle_ms'])}")
+    click.echo(f"lateness     {'':<10}{_fmt(s['lateness_ms'])}")
     for name, st in s["stages"].items():
-        click.echo(f"  {name:<11}{_fmt(st)}")
+        click.echo(f"  {name:<21}{_fmt(st)}")
     for f in s["faults"]:
         click.echo(f"fault in episode {f['episode']}: {f['reason']}")
     if s["stopped"]:
@@ -76,27 +83,15 @@ def write_json(path: str, data: dict[str, Any]) -> None:
 Examples:
   grasprt run --robot sim
   grasprt run --robot sim --episodes 3 --record run.mcap --json run.json
-  grasprt run --robot sim --fast --episodes 20 --gap large --moving
+  grasprt run --robot sim --clock sim --episodes 20 --gap large --moving
   grasprt run --robot sim --camera realsense:recording.db3
   grasprt run --robot sawyer --camera realsense --gripper robotiq:/dev/ttyUSB0 \\
-      --heartbeat /dev/ttyACM0 --record arm.mcap
+      --heartbeat /dev/ttyACM0 --record arm.mcap --config arm.toml
 
 Exit status: 0 finished, 2 bad input (nothing moved), 3 fault stop (the arm held),
 128+N stopped by signal N (SIGINT: 130, SIGTERM: 143).""",
 )
-@click.option(
-    "--robot",
-    type=click.Choice(["sim", "sawyer"]),
-    default=None,
-    help="The arm: the simulated Sawyer (default) or a real one via the Intera SDK.",
-)
-@click.option(
-    "--camera",
-    default=None,
-    metavar="SPEC",
-    help="Camera spec (sim, realsense[:SERIAL|:FILE.db3], opencv:INDEX|FILE, "
-    "gst:PIPELINE). Default: the robot's own (the sim's wrist camera).",
-)
+@robot_options()
 @click.option(
     "--min-coverage",
     type=float,
@@ -105,26 +100,7 @@ Exit status: 0 finished, 2 bad input (nothing moved), 3 fault stop (the arm held
     help="Refuse a camera that sees less than this fraction of the bundle's view "
     "(the rest is filled grey). [default: 0.5]",
 )
-@click.option(
-    "--calibration",
-    default=None,
-    metavar="FILE.yaml",
-    help="Camera intrinsics (ROS camera_info YAML) for cameras that lack their own.",
-)
-@click.option(
-    "--bundle",
-    default=None,
-    metavar="DIR",
-    help="Model bundle directory. Default: models/reference, else models/placeholder.",
-)
 @click.option("--episodes", type=int, default=None, help="Episodes to run. [default: 1]")
-@click.option("--seed", type=int, default=None, help="Seed of the simulated world. [default: 0]")
-@click.option(
-    "--max-steps",
-    type=int,
-    default=None,
-    help="Steps per episode. [default: 150 sim, 250 real, as in the paper]",
-)
 @click.option(
     "--record",
     default=None,
@@ -143,25 +119,6 @@ Exit status: 0 finished, 2 bad input (nothing moved), 3 fault stop (the arm held
     "--json", "json_path", default=None, metavar="PATH", help="Write the summary as JSON."
 )
 @click.option(
-    "--fast",
-    is_flag=True,
-    default=None,
-    help="Sim only: run on the simulator's clock as fast as the machine allows.",
-)
-@click.option(
-    "--gt-mask",
-    is_flag=True,
-    default=None,
-    help="Sim only: feed the simulator's true mask instead of the segmenter's.",
-)
-@click.option(
-    "--gap",
-    type=click.Choice(["none", "default", "large"]),
-    default=None,
-    help="Sim only: the sim-to-real dynamics gap (latency, lag, noise, bias).",
-)
-@click.option("--moving", is_flag=True, default=None, help="Sim only: the sphere rolls slowly.")
-@click.option(
     "--gripper",
     default=None,
     metavar="robotiq:PORT",
@@ -173,101 +130,38 @@ Exit status: 0 finished, 2 bad input (nothing moved), 3 fault stop (the arm held
     metavar="PORT",
     help="Serial port of a hardware heartbeat monitor (trips the e-stop if beats stop).",
 )
-@click.option(
-    "--provider",
-    type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]),
-    default=None,
-    help="ONNX Runtime execution provider. [default: cpu]",
-)
-@click.option("--threads", type=int, default=None, help="ONNX Runtime intra-op threads.")
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "int8", "fp16", "bf16"]),
-    default=None,
-    help="Segmenter precision; reduced ones are built at load time and refused unless their "
-    "mask IoU against fp32 passes the gate (see grasprt bench). [default: fp32]",
-)
-@click.option(
-    "--realtime/--no-realtime",
-    default=None,
-    help="SCHED_FIFO, locked memory and a pinned loop thread where permitted "
-    "(a one-line note where not). [default: on, off with --fast]",
-)
-@click.option(
-    "--config",
-    "config_file",
-    default=None,
-    metavar="FILE.toml",
-    help="Settings file ([run], [limiter], [watchdog], [inference], [sim]); flags win over it.",
-)
+@inference_options()
+@timing_options()
+@config_option()
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def run_cmd(
-    robot,
-    camera,
-    min_coverage,
-    calibration,
-    bundle,
-    episodes,
-    seed,
-    max_steps,
-    record,
-    record_frames_every,
-    json_path,
-    fast,
-    gt_mask,
-    gap,
-    moving,
-    gripper,
-    heartbeat,
-    provider,
-    threads,
-    precision,
-    realtime,
-    config_file,
-    quiet,
-) -> int:
+def run_cmd(quiet: bool, **params: Any) -> int:
     """Run the grasping loop: wrist frame -> segmenter -> controller -> limiter -> arm.
 
     Everything is checked before the arm moves: the settings, the bundle (against
-    INTERFACE.md), the ONNX sessions and the record file. Then at the bundle's rate
-    (10 Hz) each cycle takes the newest frame, runs both models, passes the action
-    through the safety limiter and commands the arm. A stale frame or state, a
-    missed-deadline streak, a non-finite number or a hung loop makes the arm hold.
+    INTERFACE.md), the drivers, the ONNX sessions and the record file. Then at the
+    bundle's rate (10 Hz) each cycle takes the newest frame, runs both models, passes
+    the action through the safety limiter and commands the arm. A stale frame or
+    state, a missed-deadline streak, a non-finite number or a hung loop makes the arm
+    hold.
     """
-    from grasprt.config import build_run_config
+    from grasprt.drivers.registry import build_drivers
+    from grasprt.drivers.sim.views import held_out_views
     from grasprt.runtime.runner import Run
 
-    flags = {
-        "robot": robot,
-        "camera": camera,
-        "calibration": calibration,
-        "min_coverage": min_coverage,
-        "bundle": bundle,
-        "episodes": episodes,
-        "seed": seed,
-        "max_steps": max_steps,
-        "record": record,
-        "record_frames_every": record_frames_every,
-        "json": json_path,
-        "fast": fast,
-        "gt_mask": gt_mask,
-        "gripper": gripper,
-        "heartbeat": heartbeat,
-        "sim.gap": gap,
-        "sim.moving": moving,
-        "inference.provider": provider,
-        "inference.intra_op_threads": threads,
-        "inference.precision": precision,
-        "realtime": realtime,
-    }
-    cfg = build_run_config(config_file, flags)
+    cfg = load_config(params)
     progress = _Progress(quiet)
-    run = Run(cfg, progress=progress, on_cycle=progress.cycle if progress.live else None)
+    run = Run(
+        cfg,
+        make_drivers=build_drivers,
+        views=held_out_views,
+        progress=progress,
+        on_cycle=progress.cycle if progress.live else None,
+    )
     kind = "placeholder: random weights" if run.bundle.provenance.get("placeholder") else "trained"
     progress(
         f"bundle {cfg.bundle} ({kind}), robot {cfg.robot}, "
-        f"{cfg.episodes} episode(s) x {cfg.steps} steps at {run.bundle.rate_hz:g} Hz"
-        + (" (fast sim clock)" if cfg.fast else "")
+        f"{cfg.episodes} episode(s) x {run.steps} steps at {run.bundle.rate_hz:g} Hz"
+        + (" (simulator's clock)" if cfg.sim_clock else "")
     )
     report = run.execute()
     summary = report.summary()
@@ -276,6 +170,10 @@ def run_cmd(
         print_summary(summary)
     if cfg.json:
         write_json(cfg.json, summary)
+    return exit_status(report)
+
+
+def exit_status(report: Any) -> int:
     if report.fault:
         click.echo(f"grasprt: fault stop: {report.fault}", err=True)
         return 3

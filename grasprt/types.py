@@ -7,10 +7,14 @@ so it cannot tell the simulator from hardware. Times are seconds on the loop's c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from grasprt.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,54 @@ class Intrinsics:
 
     def hfov_deg(self) -> float:
         return float(np.degrees(2.0 * np.arctan2(self.width / 2.0, self.fx)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values: a bundle.json camera's keys, then ``dist``."""
+        # Plain Python numbers: numpy scalars would stop json and yaml.safe_dump.
+        return {
+            "width": int(self.width),
+            "height": int(self.height),
+            "fx": float(self.fx),
+            "fy": float(self.fy),
+            "cx": float(self.cx),
+            "cy": float(self.cy),
+            "dist": [float(v) for v in self.dist],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "camera") -> Intrinsics:
+        """The inverse of :meth:`to_dict`; ``dist`` may be left out (no distortion).
+
+        ``image_width``/``image_height`` are read too: ROS camera_info's names, which
+        ``grasprt calibrate-camera --json`` wrote before it wrote ``to_dict``'s.
+        """
+        size = [_positive_int(d, (key, f"image_{key}"), where) for key in ("width", "height")]
+        for key in ("fx", "fy", "cx", "cy"):
+            if key not in d:
+                raise ConfigError(f"{where}: '{key}' is missing")
+        k = [_finite(d[key], key, where) for key in ("fx", "fy", "cx", "cy")]
+        raw = d.get("dist", [])
+        if not isinstance(raw, list | tuple):
+            raise ConfigError(f"{where}: 'dist' must be a list of numbers, got {raw!r}")
+        dist = tuple(_finite(v, "dist", where) for v in raw)
+        return cls(size[0], size[1], *k, dist)
+
+
+def _positive_int(d: Mapping[str, Any], keys: tuple[str, ...], where: str) -> int:
+    for key in keys:
+        if key in d:
+            v = d[key]
+            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"{where}: '{key}' must be a positive integer, got {v!r}")
+            return int(v)
+    raise ConfigError(f"{where}: '{keys[0]}' is missing")
+
+
+def _finite(v: Any, key: str, where: str) -> float:
+    number = isinstance(v, int | float | np.number) and not isinstance(v, bool)
+    if not number or not math.isfinite(float(v)):
+        raise ConfigError(f"{where}: '{key}' must hold finite numbers, got {v!r}")
+    return float(v)
 
 
 @dataclass(frozen=True)
@@ -152,8 +204,51 @@ class Heartbeat(Protocol):
     def disconnect(self) -> None: ...
 
 
-@dataclass
-class StageTimes:
-    """Per-cycle stage durations in milliseconds, by stage name, in loop order."""
+@dataclass(frozen=True)
+class Observation:
+    """What a policy sees in one cycle."""
 
-    ms: dict[str, float] = field(default_factory=dict)
+    view: np.ndarray  # the model view: 400 x 400 x 3 uint8 RGB, in the bundle's camera
+    q: np.ndarray  # measured joints, rad
+    gripper: float  # measured gripper, 0 open ... 1 closed
+    # The simulator's true mask in the bundle's camera (100 x 100), when it knows it.
+    truth_mask: np.ndarray | None = None
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What decides, once a cycle: an observation in, an action (a request the limiter
+    judges) out. The ONNX bundle (fused or not), the scripted expert and DAgger's
+    labelling policy all implement it; the loop cannot tell them apart.
+
+    ``stages`` names what ``step`` runs, in order; ``step`` calls ``mark(stage)`` as each
+    ends, so stage times say what really ran (one fused graph is one stage). ``mask``
+    is the controller input the last step acted on (1 x 1 x 100 x 100 float32 in
+    {0, 1}), kept for the record.
+    """
+
+    stages: tuple[str, ...]
+    mask: np.ndarray
+
+    def step(self, obs: Observation, mark: Callable[[str], None]) -> np.ndarray:
+        """The action for this cycle (8 floats: 7 joint deltas, gripper), in [-1, 1]."""
+        ...
+
+
+@dataclass
+class Drivers:
+    """What a robot kind gives a run: built, not yet connected (drivers/registry.py)."""
+
+    clock: Clock
+    camera: Camera
+    robot: Robot
+    heartbeat: Heartbeat | None = None
+    # Puts the world (sim) or the operator (hardware) in place for episode n.
+    setup_episode: Callable[[int], None] = lambda n: None
+    # The table top the driver knows (base frame z, m): the sim's; None on hardware,
+    # where `[limiter] floor_z` says where the table is.
+    table_z: float | None = None
+    # Steps per episode when the run does not say (the paper: 150 sim, 250 real).
+    default_max_steps: int = 250
+    # The simulated world, when there is one (privileged truth for evaluation).
+    world: Any = None

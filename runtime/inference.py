@@ -7,15 +7,17 @@ OrtValues over our own numpy arrays, so the 10 Hz path allocates nothing of note
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
 
-from grasprt.bundle import Bundle
+from grasprt.bundle import ACTION, IMAGE, MASK, N_JOINTS, STATE, Bundle
+from grasprt.config import InferenceSettings
 from grasprt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from grasprt.runtime.quantize import ViewSource
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -23,8 +25,6 @@ PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
     "openvino": "OpenVINOExecutionProvider",
 }
-
-PRECISIONS = ("fp32", "int8", "fp16", "bf16")
 
 _OPT_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -34,45 +34,7 @@ _OPT_LEVELS = {
 }
 
 
-@dataclass(frozen=True)
-class InferenceConfig:
-    provider: str = "cpu"
-    # Threads for one model run. Two on a 2-core PC leaves nothing for the camera and
-    # recorder threads; `grasprt bench` measures the trade-off on the robot PC.
-    # Graph optimisation "all" (NCHWc convolutions) was ~1.7x faster than "basic" for
-    # the paper's segmenter, and spinning with 2 threads collapsed under contention.
-    intra_op_threads: int = 2
-    graph_optimization: str = "all"
-    # Spinning worker threads burn a core between runs: at 10 Hz that buys a few
-    # microseconds of wake-up and costs a core the camera thread needs. Off by default.
-    allow_spinning: bool = False
-    # One session run per cycle (segmenter, threshold and controller composed into one
-    # graph at load time, see fused.py) instead of two. On by default: `grasprt bench
-    # --tune` found it ahead of the two-model path in nearly every setting (docs/bench.md).
-    fused: bool = True
-    # Segmenter precision: fp32 (the bundle as is), or a reduced one built at load time
-    # and admitted only when its masks match fp32's (IoU gate, see quantize.py).
-    precision: str = "fp32"
-
-    def __post_init__(self) -> None:
-        if self.provider not in PROVIDERS:
-            raise ConfigError(
-                f"unknown provider {self.provider!r}; choose one of {', '.join(PROVIDERS)}"
-            )
-        if self.intra_op_threads < 1 or self.intra_op_threads > (os.cpu_count() or 1) * 4:
-            raise ConfigError(f"intra-op threads must be 1..{(os.cpu_count() or 1) * 4}")
-        if self.graph_optimization not in _OPT_LEVELS:
-            raise ConfigError(
-                f"unknown graph optimisation {self.graph_optimization!r}; "
-                f"choose one of {', '.join(_OPT_LEVELS)}"
-            )
-        if self.precision not in PRECISIONS:
-            raise ConfigError(
-                f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"
-            )
-
-
-def session_options(cfg: InferenceConfig) -> ort.SessionOptions:
+def session_options(cfg: InferenceSettings) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.graph_optimization_level = _OPT_LEVELS[cfg.graph_optimization]
     so.intra_op_num_threads = cfg.intra_op_threads
@@ -85,7 +47,7 @@ def session_options(cfg: InferenceConfig) -> ort.SessionOptions:
     return so
 
 
-def make_session(model: bytes, cfg: InferenceConfig) -> ort.InferenceSession:
+def make_session(model: bytes, cfg: InferenceSettings) -> ort.InferenceSession:
     wanted = PROVIDERS[cfg.provider]
     available = ort.get_available_providers()
     if wanted not in available:
@@ -121,7 +83,7 @@ class _Bound:
 
 def _bind(
     model: bytes,
-    cfg: InferenceConfig,
+    cfg: InferenceSettings,
     inputs: dict[str, np.ndarray],
     outputs: dict[str, np.ndarray],
 ) -> _Bound:
@@ -155,33 +117,34 @@ class Pipeline:
     def __init__(
         self,
         bundle: Bundle,
-        cfg: InferenceConfig | None = None,
+        cfg: InferenceSettings | None = None,
         *,
         segmenter_bytes: bytes | None = None,
+        views: ViewSource | None = None,
     ) -> None:
-        self.cfg = cfg or InferenceConfig()
+        self.cfg = cfg or InferenceSettings()
         self.threshold_value = np.float32(bundle.mask_threshold)
-        self.image = np.zeros((1, 400, 400, 3), dtype=np.uint8)
-        self.prob = np.zeros((1, 1, 100, 100), dtype=np.float32)
-        self.mask = np.zeros((1, 1, 100, 100), dtype=np.float32)
-        self.state = np.zeros((1, 8), dtype=np.float32)
-        self.action = np.zeros((1, 8), dtype=np.float32)
-        self._above = np.zeros((1, 1, 100, 100), dtype=bool)
-        self._given_state = np.zeros((1, 8), dtype=np.float32)
+        self.image = np.zeros(IMAGE.shape, dtype=np.uint8)
+        self.prob = np.zeros(MASK.shape, dtype=np.float32)
+        self.mask = np.zeros(MASK.shape, dtype=np.float32)
+        self.state = np.zeros(STATE.shape, dtype=np.float32)
+        self.action = np.zeros(ACTION.shape, dtype=np.float32)
+        self._above = np.zeros(MASK.shape, dtype=bool)
+        self._given_state = np.zeros(STATE.shape, dtype=np.float32)
         seg_model = segmenter_bytes
         # The reduced-precision verdict this pipeline runs under (None: fp32 or given).
         self.gate: Any = None
         if seg_model is None and self.cfg.precision == "int8":
             from grasprt.runtime.quantize import reduced_segmenter
 
-            self.gate = reduced_segmenter(bundle, self.cfg.precision, self.cfg)
+            self.gate = reduced_segmenter(bundle, self.cfg.precision, self.cfg, views)
             seg_model = self.gate.model
         self.segmenter_model = seg_model or bundle.segmenter_bytes
         if self.cfg.precision in ("fp16", "bf16"):
             from grasprt.runtime.quantize import admit_hinted
 
             # The hint applies to both models; the gate judges the segmenter's masks.
-            self.gate = admit_hinted(bundle, self.cfg)
+            self.gate = admit_hinted(bundle, self.cfg, views)
         self.segmenter = _bind(
             self.segmenter_model, self.cfg, {"image": self.image}, {"mask": self.prob}
         )
@@ -216,8 +179,8 @@ class Pipeline:
         self._state_given = True
 
     def _write_state(self, q: np.ndarray, gripper: float) -> None:
-        self.state[0, :7] = q
-        self.state[0, 7] = gripper
+        self.state[0, :N_JOINTS] = q
+        self.state[0, N_JOINTS] = gripper
 
     def segment(self, view: np.ndarray) -> np.ndarray:
         np.copyto(self.image[0], view)

@@ -19,12 +19,12 @@ this is the last line of defence: the table floor and the tracking bound are our
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 import numpy as np
 
+from grasprt.config import LimiterSettings, check_number
 from grasprt.errors import ConfigError
 from grasprt.kinematics import Kinematics
 from grasprt.profiles import RobotProfile
@@ -60,68 +60,40 @@ _SEVERITY = (
 )
 
 
-def _finite_number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"limiter: {name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(f"limiter: {name} must be finite, got {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class LimiterConfig:
+    """The limiter's settings as it applies them: the user's knobs (one type, in
+    grasprt/config.py), the bundle's rate, and the floor *height* (the floor plane or
+    the driver's table, plus the clearance: ``LimiterSettings.floor_height``)."""
+
+    settings: LimiterSettings = field(default_factory=LimiterSettings)
     rate_hz: float = 10.0
-    # Fraction of the profile's velocity limit one step may use.
-    velocity_factor: float = 0.5
-    # MoveIt Servo's default joint_limit_margins.
-    joint_margin: float = 0.1
-    # Lowest allowed z (base frame) of the wrist, hand and fingertips: table top plus
-    # clearance. None turns the floor off (e.g. no table calibrated).
-    floor_z: float | None = None
-    # The target may be at most this many max-steps from the *measured* position, so an
-    # arm that is blocked or lagging is not wound up by commands that run ahead of it.
-    tracking_steps: float = 3.0
-    # Hysteresis: close above +band, open below -band, otherwise keep. Without it a
-    # request hovering near 0 would chatter the gripper every cycle.
-    gripper_band: float = 0.1
-    # Minimum cycles between gripper changes (a close takes ~0.4 s on the Sawyer).
-    gripper_dwell: int = 3
+    # Lowest allowed z (base frame) of the wrist, hand and fingertips; None: no floor.
+    floor: float | None = None
 
     def __post_init__(self) -> None:
-        rate = _finite_number("rate_hz", self.rate_hz)
-        if rate <= 0:
-            raise ConfigError(f"limiter: rate_hz must be > 0, got {self.rate_hz!r}")
-        factor = _finite_number("velocity_factor", self.velocity_factor)
-        if not 0 < factor <= 1:
-            raise ConfigError(
-                f"limiter: velocity_factor must be in (0, 1], got {self.velocity_factor!r}"
-            )
-        if _finite_number("joint_margin", self.joint_margin) < 0:
-            raise ConfigError(f"limiter: joint_margin must be >= 0, got {self.joint_margin!r}")
-        if self.floor_z is not None:
-            _finite_number("floor_z", self.floor_z)
-        # Below one step a free arm could not make a full step, and the loop would crawl.
-        if _finite_number("tracking_steps", self.tracking_steps) < 1:
-            raise ConfigError(f"limiter: tracking_steps must be >= 1, got {self.tracking_steps!r}")
-        band = _finite_number("gripper_band", self.gripper_band)
-        if not 0 <= band < 1:
-            raise ConfigError(f"limiter: gripper_band must be in [0, 1), got {self.gripper_band!r}")
-        dwell = self.gripper_dwell
-        if isinstance(dwell, bool) or not isinstance(dwell, int) or dwell < 0:
-            raise ConfigError(
-                f"limiter: gripper_dwell must be a whole number >= 0, got {self.gripper_dwell!r}"
-            )
+        check_number("limiter", "rate_hz", self.rate_hz, low=0, low_open=True)
+        if self.floor is not None:
+            check_number("limiter", "floor", self.floor)
+
+    @classmethod
+    def resolve(
+        cls, settings: LimiterSettings, rate_hz: float, table_z: float | None
+    ) -> LimiterConfig:
+        return cls(settings, rate_hz, settings.floor_height(table_z))
 
     def max_step(self, profile: RobotProfile) -> np.ndarray:
         """Largest change of each joint in one step, rad."""
-        return np.asarray(profile.velocity, dtype=np.float64) * self.velocity_factor / self.rate_hz
+        factor = self.settings.velocity_factor
+        return np.asarray(profile.velocity, dtype=np.float64) * factor / self.rate_hz
 
     def check_profile(self, profile: RobotProfile) -> None:
         """Refuse a margin that leaves a joint no room at all."""
+        margin = self.settings.joint_margin
         for joint in profile.joints:
-            if joint.lower + self.joint_margin >= joint.upper - self.joint_margin:
+            if joint.lower + margin >= joint.upper - margin:
                 raise ConfigError(
-                    f"limiter: joint_margin {self.joint_margin} leaves {joint.name} "
+                    f"limiter: joint_margin {margin} leaves {joint.name} "
                     f"({joint.lower} .. {joint.upper}) no range"
                 )
 
@@ -214,13 +186,13 @@ def _gripper(
         None if state.cycles_since_gripper_change is None else state.cycles_since_gripper_change + 1
     )
     closed = state.gripper_closed
-    if request > config.gripper_band:
+    if request > config.settings.gripper_band:
         wanted = True
-    elif request < -config.gripper_band:
+    elif request < -config.settings.gripper_band:
         wanted = False
     else:
         wanted = closed
-    if wanted != closed and (cycles is None or cycles >= config.gripper_dwell):
+    if wanted != closed and (cycles is None or cycles >= config.settings.gripper_dwell):
         closed, cycles = wanted, 0
     # INTERFACE.md: > 0 close, <= 0 open. Anything else is the limiter's doing.
     return closed, cycles, closed != (request > 0)
@@ -237,24 +209,11 @@ def limit(
 ) -> tuple[LimitResult, LimiterState]:
     """Decide this cycle's joint target and gripper. Pure: inputs are never modified."""
     n = len(profile.joints)
-
     # (1) A non-finite number anywhere is a fault, never a command.
-    q, err = _vector("q_measured", q_measured, n)
-    if err:
-        return _fault(err, state)
-    a, err = _vector("action", action, n + 1)
-    if err:
-        return _fault(err, state)
-    scale_vec, err = _vector("action_scale", action_scale, n)
-    if err:
-        return _fault(err, state)
-    prev = None
-    if state.prev_command is not None:
-        prev, err = _vector("previous command", state.prev_command, n)
-        if err:
-            return _fault(err, state)
-    assert q is not None and a is not None and scale_vec is not None
-
+    vectors, err = _inputs(q_measured, action, action_scale, state, n)
+    if vectors is None:
+        return _fault(err or "bad input", state)
+    q, a, scale_vec, prev = vectors
     flags: set[LimitStatus] = set()
 
     # (2) The controller was trained on actions in [-1, 1]; anything outside is clipped.
@@ -264,79 +223,14 @@ def limit(
     requested = q + clipped[:n] * scale_vec
 
     max_step = config.max_step(profile)
-    reach = config.tracking_steps * max_step
+    reach = config.settings.tracking_steps * max_step
     track_lo, track_hi = q - reach, q + reach
-
-    # The step starts from the previous command, as in ros2_control's saturation
-    # limiter. If the arm has fallen more than `tracking_steps` behind it, the reference
-    # is pulled back within reach of the measured position first: that moves the
-    # command toward where the arm really is, which can only shrink the motion.
-    if prev is None:
-        ref = q.copy()
-    else:
-        ref = np.clip(prev, track_lo, track_hi)
-        if not np.array_equal(ref, prev):
-            flags.add(LimitStatus.TRACKING_CLAMPED)
-
-    target = requested.copy()
-
-    # (3) Per-step change, all joints scaled by one factor so the direction is kept.
-    step = requested - ref
-    over = np.abs(step) > max_step
-    velocity_scale = 1.0
-    if over.any():
-        velocity_scale = float(np.min(max_step[over] / np.abs(step[over])))
-        step = step * velocity_scale
-        target = ref + step
-        flags.add(LimitStatus.VELOCITY_SCALED)
-
-    # (4) Tracking bound around the measured position, along the same direction.
-    outside = (target > track_hi) | (target < track_lo)
-    if outside.any():
-        f = _largest_fraction(ref, step, track_lo, track_hi)
-        step = step * f
-        target = np.clip(ref + step, track_lo, track_hi)  # rounding only
-        step = target - ref
-        flags.add(LimitStatus.TRACKING_CLAMPED)
-
-    # (5) Joint range with margin. A joint already outside the band (the arm started
-    # there, or a limit was changed) may move toward the inside but never further out.
-    lower = np.asarray(profile.lower, dtype=np.float64) + config.joint_margin
-    upper = np.asarray(profile.upper, dtype=np.float64) - config.joint_margin
-    bounded = np.clip(target, np.minimum(lower, ref), np.maximum(upper, ref))
-    if not np.array_equal(bounded, target):
-        target = bounded
-        step = target - ref
-        flags.add(LimitStatus.JOINT_BOUND)
-
-    # (6) Floor: keep the wrist, hand and fingertips above the table.
-    if config.floor_z is not None and np.any(step != 0):
-        floor = config.floor_z
-        target_low = kin.lowest_point_z(target)
-        if target_low < floor:
-            ref_low = kin.lowest_point_z(ref)
-            if ref_low >= floor:
-                # Back off along the step to the largest fraction found safe. `lo` is
-                # always a checked-safe fraction, so the result never crosses the floor.
-                # Its sideways part goes too: sliding along the floor instead (the step
-                # projected onto the floor's joint-space tangent) was measured with the
-                # reference controller at +5 / +1 of 150 attempts (default / large gap,
-                # true masks) and not adopted: that projection also moves the hand for
-                # a straight-down request. A slide would need the Cartesian split.
-                lo, hi = 0.0, 1.0
-                for _ in range(FLOOR_BISECTION_STEPS):
-                    mid = 0.5 * (lo + hi)
-                    if kin.lowest_point_z(ref + mid * step) >= floor:
-                        lo = mid
-                    else:
-                        hi = mid
-                target = ref + lo * step
-                flags.add(LimitStatus.FLOOR)
-            elif target_low <= ref_low:
-                # Already below the floor (e.g. a floor set above the start pose): only
-                # steps that raise the lowest point are allowed; otherwise hold.
-                target = ref.copy()
-                flags.add(LimitStatus.FLOOR)
+    ref = _reference(q, prev, track_lo, track_hi, flags)
+    target, step, velocity_scale = _velocity(requested, ref, max_step, flags)
+    target, step = _tracking(target, step, ref, track_lo, track_hi, flags)
+    target, step = _joint_range(target, step, ref, profile, config.settings.joint_margin, flags)
+    if config.floor is not None and np.any(step != 0):
+        target = _floor(target, step, ref, config.floor, kin, flags)
 
     # (7) Gripper.
     closed, cycles, overruled = _gripper(float(clipped[n]), state, config)
@@ -361,6 +255,143 @@ def limit(
         cycles_since_gripper_change=cycles,
     )
     return result, new_state
+
+
+_Vectors = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def _inputs(
+    q_measured: object, action: object, action_scale: object, state: LimiterState, n: int
+) -> tuple[_Vectors | None, str | None]:
+    """(q, action, scale, previous command) as float vectors, or why not."""
+    q, err = _vector("q_measured", q_measured, n)
+    if err:
+        return None, err
+    a, err = _vector("action", action, n + 1)
+    if err:
+        return None, err
+    scale_vec, err = _vector("action_scale", action_scale, n)
+    if err:
+        return None, err
+    prev = None
+    if state.prev_command is not None:
+        prev, err = _vector("previous command", state.prev_command, n)
+        if err:
+            return None, err
+    assert q is not None and a is not None and scale_vec is not None
+    return (q, a, scale_vec, prev), None
+
+
+def _reference(
+    q: np.ndarray,
+    prev: np.ndarray | None,
+    track_lo: np.ndarray,
+    track_hi: np.ndarray,
+    flags: set[LimitStatus],
+) -> np.ndarray:
+    """Where the step starts: the previous command, as in ros2_control's saturation
+    limiter. If the arm has fallen more than `tracking_steps` behind it, the reference
+    is pulled back within reach of the measured position first: that moves the command
+    toward where the arm really is, which can only shrink the motion."""
+    if prev is None:
+        return q.copy()
+    ref = np.clip(prev, track_lo, track_hi)
+    if not np.array_equal(ref, prev):
+        flags.add(LimitStatus.TRACKING_CLAMPED)
+    return ref
+
+
+def _velocity(
+    requested: np.ndarray, ref: np.ndarray, max_step: np.ndarray, flags: set[LimitStatus]
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(3) Per-step change, all joints scaled by one factor so the direction is kept."""
+    target = requested.copy()
+    step = requested - ref
+    over = np.abs(step) > max_step
+    velocity_scale = 1.0
+    if over.any():
+        velocity_scale = float(np.min(max_step[over] / np.abs(step[over])))
+        step = step * velocity_scale
+        target = ref + step
+        flags.add(LimitStatus.VELOCITY_SCALED)
+    return target, step, velocity_scale
+
+
+def _tracking(
+    target: np.ndarray,
+    step: np.ndarray,
+    ref: np.ndarray,
+    track_lo: np.ndarray,
+    track_hi: np.ndarray,
+    flags: set[LimitStatus],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(4) Tracking bound around the measured position, along the same direction."""
+    outside = (target > track_hi) | (target < track_lo)
+    if outside.any():
+        f = _largest_fraction(ref, step, track_lo, track_hi)
+        step = step * f
+        target = np.clip(ref + step, track_lo, track_hi)  # rounding only
+        step = target - ref
+        flags.add(LimitStatus.TRACKING_CLAMPED)
+    return target, step
+
+
+def _joint_range(
+    target: np.ndarray,
+    step: np.ndarray,
+    ref: np.ndarray,
+    profile: RobotProfile,
+    margin: float,
+    flags: set[LimitStatus],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(5) Joint range with margin. A joint already outside the band (the arm started
+    there, or a limit was changed) may move toward the inside but never further out."""
+    lower = np.asarray(profile.lower, dtype=np.float64) + margin
+    upper = np.asarray(profile.upper, dtype=np.float64) - margin
+    bounded = np.clip(target, np.minimum(lower, ref), np.maximum(upper, ref))
+    if not np.array_equal(bounded, target):
+        target = bounded
+        step = target - ref
+        flags.add(LimitStatus.JOINT_BOUND)
+    return target, step
+
+
+def _floor(
+    target: np.ndarray,
+    step: np.ndarray,
+    ref: np.ndarray,
+    floor: float,
+    kin: Kinematics,
+    flags: set[LimitStatus],
+) -> np.ndarray:
+    """(6) Floor: keep the wrist, hand and fingertips above the table."""
+    target_low = kin.lowest_point_z(target)
+    if target_low >= floor:
+        return target
+    ref_low = kin.lowest_point_z(ref)
+    if ref_low >= floor:
+        # Back off along the step to the largest fraction found safe. `lo` is always a
+        # checked-safe fraction, so the result never crosses the floor. Its sideways
+        # part goes too: sliding along the floor instead (the step projected onto the
+        # floor's joint-space tangent) was measured with the reference controller at
+        # +5 / +1 of 150 attempts (default / large gap, true masks) and not adopted:
+        # that projection also moves the hand for a straight-down request. A slide
+        # would need the Cartesian split.
+        lo, hi = 0.0, 1.0
+        for _ in range(FLOOR_BISECTION_STEPS):
+            mid = 0.5 * (lo + hi)
+            if kin.lowest_point_z(ref + mid * step) >= floor:
+                lo = mid
+            else:
+                hi = mid
+        flags.add(LimitStatus.FLOOR)
+        return ref + lo * step
+    if target_low <= ref_low:
+        # Already below the floor (e.g. a floor set above the start pose): only steps
+        # that raise the lowest point are allowed; otherwise hold.
+        flags.add(LimitStatus.FLOOR)
+        return ref.copy()
+    return target
 
 
 class Limiter:

@@ -1,51 +1,83 @@
-"""The 10 Hz control loop: read -> update -> write, on an absolute schedule.
+"""The 10 Hz control loop: read -> decide -> write, on an absolute schedule.
 
-One cycle (ros2_control's shape):
+One cycle, in ros2_control's shape:
 
-    wait for slot k -> newest frame -> robot state -> watchdog verdict
-      -> model view -> segmenter -> threshold -> controller -> limiter
-      -> command (through the gate) -> record
+    read     wait for slot k, the newest frame, the robot state, the staleness verdict
+    decide   model view -> policy (segmenter, threshold, controller) -> limiter
+    write    the command through the gate, the external heartbeat, the record
 
-Anything doubtful ends in the arm holding still: a stale frame or state holds this
-cycle, a long stall, an overrun streak, a non-finite number, a robot fault or a dead
-loop (the heartbeat watchdog, in its own thread) latch the gate and stop the episode.
-The loop never learns which camera or robot it has, nor which clock drives it.
+and it ends in one :class:`Outcome`: ``ok``, ``hold`` (this cycle only: stale input, no
+frame yet) or ``stop`` (the episode ends; the gate latches on a fault, holds on an
+operator's stop). Every stop goes through :meth:`ControlLoop._stop`. Anything doubtful
+ends in the arm holding still: a stale frame or state holds this cycle; a long stall,
+an overrun streak, a non-finite number, a robot fault, an exception or a dead loop (the
+heartbeat watchdog, in its own thread) latch the gate. The loop never learns which
+camera, robot or policy it has, nor which clock drives it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from grasprt.bundle import Bundle
 from grasprt.calibration.model_view import ModelView
+from grasprt.config import WatchdogSettings
 from grasprt.kinematics import Kinematics
 from grasprt.runtime.command_gate import CommandGate
-from grasprt.runtime.deadline import RateKeeper
+from grasprt.runtime.cycle_record import CycleRecord
+from grasprt.runtime.deadline import RateKeeper, Tick
 from grasprt.runtime.grasp import GraspDetector
-from grasprt.runtime.inference import Pipeline
-from grasprt.runtime.limiter import Limiter
+from grasprt.runtime.limiter import Limiter, LimitResult
 from grasprt.runtime.timing import StageTimer
-from grasprt.runtime.watchdog import (
-    HeartbeatWatchdog,
-    OverrunCounter,
-    StalenessConfig,
-    check_staleness,
+from grasprt.runtime.watchdog import HeartbeatWatchdog, OverrunCounter, Verdict, check_staleness
+from grasprt.types import (
+    Camera,
+    Clock,
+    Frame,
+    Heartbeat,
+    JointCommand,
+    Observation,
+    Policy,
+    Robot,
+    RobotState,
 )
-from grasprt.types import Camera, Clock, Heartbeat, JointCommand, Robot
+
+# The loop's own stages around the policy's; together they tile the cycle.
+READ_STAGES = ("frame_wait", "state_read", "model_view")
+WRITE_STAGES = ("limiter", "command", "record")
+
+
+def cycle_stages(policy: Policy) -> tuple[str, ...]:
+    """The timer's columns for a loop running ``policy``."""
+    return (*READ_STAGES, *policy.stages, *WRITE_STAGES)
 
 
 @dataclass(frozen=True)
 class LoopConfig:
     rate_hz: float = 10.0
     max_steps: int = 150
-    staleness: StalenessConfig = field(default_factory=StalenessConfig)
+    staleness: WatchdogSettings = field(default_factory=WatchdogSettings)
     lift_height: float = 0.05
-    # Feed the simulator's true mask instead of the segmenter's (separates perception
-    # from control in evaluations); needs a camera that knows the truth.
-    truth_mask: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one cycle ended. ``fault`` tells a stop that latches from an operator's."""
+
+    kind: Literal["ok", "hold", "stop"]
+    reason: str | None = None
+    fault: bool = True
+
+    @classmethod
+    def stop(cls, reason: str, *, fault: bool = True) -> Outcome:
+        return cls("stop", reason, fault)
+
+
+OK = Outcome("ok")
 
 
 @dataclass
@@ -68,6 +100,38 @@ class EpisodeResult:
         return "success" if self.success else "timeout"
 
 
+@dataclass
+class _Reading:
+    """What the read half of a cycle found."""
+
+    tick: Tick
+    frame: Frame | None
+    state: RobotState
+    now: float
+    verdict: Verdict
+
+
+@dataclass
+class _Decision:
+    action: np.ndarray
+    mask: np.ndarray
+    limited: LimitResult
+
+
+@dataclass
+class _Episode:
+    """One episode's running state: what the cycle methods share."""
+
+    result: EpisodeResult
+    rate: RateKeeper
+    overruns: OverrunCounter
+    started: float
+    gripper_closed: bool
+    # The last commanded cycle's state and mask area, for the checks after its timing.
+    last_state: RobotState | None = None
+    last_mask_area: float = 0.0
+
+
 class ControlLoop:
     def __init__(
         self,
@@ -76,7 +140,7 @@ class ControlLoop:
         camera: Camera,
         robot: Robot,
         gate: CommandGate,
-        pipeline: Pipeline,
+        policy: Policy,
         model_view: ModelView,
         limiter: Limiter,
         bundle: Bundle,
@@ -91,228 +155,246 @@ class ControlLoop:
         self.camera = camera
         self.robot = robot
         self.gate = gate
-        self.pipeline = pipeline
+        self.policy = policy
         self.model_view = model_view
         self.limiter = limiter
-        self.bundle = bundle
         self.config = config
-        self.timer = timer or StageTimer()
+        self.timer = timer or StageTimer(stages=cycle_stages(policy))
         self.recorder = recorder
         self.heartbeat = heartbeat
         self.on_cycle = on_cycle
         self.grasp = GraspDetector(kin, config.lift_height)
         self.action_scale = np.asarray(bundle.action_scale, dtype=np.float32)
         self.period = 1.0 / config.rate_hz
-        self._stop: str | None = None
+        self._stop_request: str | None = None
         self.cycles = 0
 
     def request_stop(self, reason: str) -> None:
         """Ask the loop to hold and end at the next cycle (signal handlers call this)."""
-        self._stop = reason
+        self._stop_request = reason
 
     @property
     def stop_requested(self) -> str | None:
-        return self._stop
+        return self._stop_request
 
-    def _event(self, kind: str, **detail: object) -> None:
-        if self.recorder is not None:
-            self.recorder.put_event(self.clock.now(), kind, **detail)
+    # --- the episode --------------------------------------------------------------
 
     def run_episode(self, episode: int) -> EpisodeResult:
         """Run one episode from the robot's current pose until grasp, step limit or fault."""
-        cfg = self.config
-        res = EpisodeResult(episode)
-        watchdog = HeartbeatWatchdog(cfg.staleness.heartbeat_s, self.gate.latch)
-        overruns = OverrunCounter(cfg.staleness)
-        rate = RateKeeper(self.clock, self.period)
-        self.grasp.reset()
-        state0 = self.robot.read_state()
-        self.limiter.reset(state0.q, gripper_closed=state0.gripper >= 0.5)
-        gripper_closed = state0.gripper >= 0.5
-        started = self.clock.now()
-        self._event("episode_start", episode=episode)
+        ep = self._begin(episode)
+        watchdog = HeartbeatWatchdog(self.config.staleness.heartbeat_s, self.gate.latch)
         watchdog.start()
-        rate.start()
+        ep.rate.start()
         try:
-            while res.steps < cfg.max_steps:
-                tick = rate.wait()
-                watchdog.beat()
-                if self.gate.latched:
-                    res.fault = self.gate.reason
+            while ep.result.steps < self.config.max_steps:
+                outcome = self._cycle(ep, watchdog.beat)
+                if outcome.kind == "stop":
+                    self._stop(ep, outcome)
                     break
-                if self._stop:
-                    self.gate.hold(self._stop)
-                    res.stopped = self._stop
-                    break
-                self.timer.begin(tick.lateness_s)
-                verdict = overruns.update(tick.missed)
-                res.overruns += tick.missed
-                if verdict.action == "stop":
-                    res.fault = verdict.reason
-                    self.gate.latch(verdict.reason or "overruns")
-                    self.timer.end()
-                    break
-
-                frame = self.camera.latest()
-                # A frame from before this episode began shows a world that no longer is.
-                if frame is not None and frame.stamp < started:
-                    frame = None
-                self.timer.mark("frame_wait")
-                state = self.robot.read_state()
-                self.timer.mark("state_read")
-                now = self.clock.now()
-                if state.fault:
-                    res.fault = f"robot: {state.fault}"
-                    self.gate.latch(res.fault)
-                    self.timer.end()
-                    break
-                verdict = check_staleness(
-                    now,
-                    None if frame is None else frame.stamp,
-                    state.stamp,
-                    started,
-                    cfg.staleness,
-                )
-                if verdict.action == "stop":
-                    res.fault = verdict.reason
-                    self.gate.latch(verdict.reason or "stale input")
-                    self.timer.end()
-                    break
-                if verdict.action == "hold" or frame is None:
-                    self.gate.hold(verdict.reason or "no frame yet")
-                    # The arm now stands where it is: the next step starts from there.
-                    self.limiter.note_command(None)
-                    res.holds += 1
-                    res.steps += 1
-                    self._record(
-                        tick,
-                        episode,
-                        res.steps,
-                        frame,
-                        state,
-                        None,
-                        None,
-                        "hold",
-                        verdict.reason or "no frame yet",
-                    )
-                    self.timer.end()
-                    continue
-
-                view = self.model_view.apply(frame.image)
-                # The state goes in first: a fused pipeline then runs its one graph in
-                # the segmenter stage (threshold and controller come out with it).
-                self.pipeline.set_state(state.q, state.gripper)
-                self.timer.mark("model_view")
-                if cfg.truth_mask:
-                    if frame.truth_mask is None:
-                        res.fault = "--gt-mask needs a camera that knows the true mask"
-                        self.gate.latch(res.fault)
-                        self.timer.end()
-                        break
-                    self.timer.mark("segmenter")
-                    mask = self.pipeline.set_mask(frame.truth_mask)
-                    self.timer.mark("threshold")
-                else:
-                    self.pipeline.segment(view)
-                    self.timer.mark("segmenter")
-                    mask = self.pipeline.threshold()
-                    self.timer.mark("threshold")
-                action = self.pipeline.control(state.q, state.gripper)
-                self.timer.mark("controller")
-
-                result = self.limiter.apply(state.q, action, self.action_scale)
-                self.timer.mark("limiter")
-                if result.fault or result.target is None:
-                    res.fault = f"limiter: {result.fault}"
-                    self.gate.latch(res.fault)
-                    self._record(
-                        tick,
-                        episode,
-                        res.steps,
-                        frame,
-                        state,
-                        action,
-                        result,
-                        "fault",
-                        res.fault,
-                        mask,
-                    )
-                    self.timer.end()
-                    break
-                gripper_closed = result.gripper_closed
-                self.gate.send(JointCommand(result.target, gripper_closed, now))
-                self.timer.mark("command")
-                if self.heartbeat is not None:
-                    self.heartbeat.beat()
-                res.steps += 1
-                res.limited_steps += int(result.limited)
-                self._record(
-                    tick, episode, res.steps, frame, state, action, result, "ok", None, mask
-                )
-                self.timer.mark("record")
-                self.timer.end()
-                self.cycles += 1
-                if self.on_cycle is not None:
-                    self.on_cycle(episode, res.steps, {"mask_area": float(mask.sum())})
-                if self.grasp.update(state, gripper_closed):
-                    res.success = True
+                if outcome.kind == "ok" and self._after_command(ep):
+                    ep.result.success = True
                     break
         except Exception as e:
             # A driver that raised, a frame of the wrong size, an ONNX Runtime error: the
             # arm holds and the run ends as a fault stop, never with a traceback mid-air.
-            first = str(e).strip().splitlines()
-            res.fault = f"{type(e).__name__}: {first[0] if first else 'no message'}"
-            self.gate.latch(res.fault)
+            self._stop(ep, Outcome.stop(_describe(e)))
         finally:
             watchdog.stop()
-            if watchdog.tripped and res.fault is None:
-                res.fault = self.gate.reason or "loop heartbeat lost"
-            if res.fault is None:
-                # The episode is over: the arm stays where it is until the next one.
-                self.gate.hold(f"episode {episode} {res.outcome}")
+            self._finish(ep, watchdog.tripped)
+        return ep.result
+
+    def _begin(self, episode: int) -> _Episode:
+        state0 = self.robot.read_state()
+        closed = state0.gripper >= 0.5
+        self.limiter.reset(state0.q, gripper_closed=closed)
+        self.grasp.reset()
+        ep = _Episode(
+            result=EpisodeResult(episode),
+            rate=RateKeeper(self.clock, self.period),
+            overruns=OverrunCounter(self.config.staleness),
+            started=self.clock.now(),
+            gripper_closed=closed,
+        )
+        self._event("episode_start", episode=episode)
+        return ep
+
+    def _stop(self, ep: _Episode, outcome: Outcome) -> None:
+        """The one way an episode stops early: latch on a fault, hold on request."""
+        reason = outcome.reason or "stop"
+        if outcome.fault:
+            ep.result.fault = reason
+            self.gate.latch(reason)
+        else:
+            ep.result.stopped = reason
+            self.gate.hold(reason)
+
+    def _finish(self, ep: _Episode, watchdog_tripped: bool) -> None:
+        res = ep.result
+        if watchdog_tripped and res.fault is None:
+            res.fault = self.gate.reason or "loop heartbeat lost"
+        if res.fault is None:
+            # The episode is over: the arm stays where it is until the next one.
+            self.gate.hold(f"episode {res.episode} {res.outcome}")
         self._event(
             "episode_end",
-            episode=episode,
+            episode=res.episode,
             outcome=res.outcome,
             steps=res.steps,
             fault=res.fault,
             limited_steps=res.limited_steps,
         )
-        return res
+
+    # --- one cycle ----------------------------------------------------------------
+
+    def _cycle(self, ep: _Episode, beat: Callable[[], None]) -> Outcome:
+        tick = ep.rate.wait()
+        beat()
+        if self.gate.latched:
+            return Outcome.stop(self.gate.reason or "gate latched")
+        if self._stop_request:
+            return Outcome.stop(self._stop_request, fault=False)
+        self.timer.begin(tick.lateness_s)
+        try:
+            return self._timed_cycle(ep, tick)
+        finally:
+            self.timer.end()
+
+    def _timed_cycle(self, ep: _Episode, tick: Tick) -> Outcome:
+        ep.result.overruns += tick.missed
+        overrun = ep.overruns.update(tick.missed)
+        if overrun.action == "stop":
+            return Outcome.stop(overrun.reason or "overruns")
+        reading = self._read(ep, tick)
+        if reading.state.fault:
+            return Outcome.stop(f"robot: {reading.state.fault}")
+        if reading.verdict.action == "stop":
+            return Outcome.stop(reading.verdict.reason or "stale input")
+        if reading.verdict.action == "hold" or reading.frame is None:
+            return self._hold(ep, reading, reading.verdict.reason or "no frame yet")
+        decision = self._decide(reading)
+        return self._write(ep, reading, decision)
+
+    def _read(self, ep: _Episode, tick: Tick) -> _Reading:
+        frame = self.camera.latest()
+        # A frame from before this episode began shows a world that no longer is.
+        if frame is not None and frame.stamp < ep.started:
+            frame = None
+        self.timer.mark("frame_wait")
+        state = self.robot.read_state()
+        self.timer.mark("state_read")
+        now = self.clock.now()
+        verdict = check_staleness(
+            now,
+            None if frame is None else frame.stamp,
+            state.stamp,
+            ep.started,
+            self.config.staleness,
+        )
+        return _Reading(tick, frame, state, now, verdict)
+
+    def _decide(self, r: _Reading) -> _Decision:
+        assert r.frame is not None
+        view = self.model_view.apply(r.frame.image)
+        self.timer.mark("model_view")
+        obs = Observation(view, r.state.q, r.state.gripper, r.frame.truth_mask)
+        action = self.policy.step(obs, self.timer.mark)
+        limited = self.limiter.apply(r.state.q, action, self.action_scale)
+        self.timer.mark("limiter")
+        return _Decision(action, self.policy.mask, limited)
+
+    def _write(self, ep: _Episode, r: _Reading, d: _Decision) -> Outcome:
+        res, limited = ep.result, d.limited
+        if limited.fault or limited.target is None:
+            outcome = Outcome.stop(f"limiter: {limited.fault}")
+            self._record(ep, r, "stop", outcome.reason, d)
+            return outcome
+        ep.gripper_closed = limited.gripper_closed
+        self.gate.send(JointCommand(limited.target, limited.gripper_closed, r.now))
+        self.timer.mark("command")
+        if self.heartbeat is not None:
+            self.heartbeat.beat()
+        res.steps += 1
+        res.limited_steps += int(limited.limited)
+        self._record(ep, r, "ok", None, d)
+        self.timer.mark("record")
+        ep.last_state, ep.last_mask_area = r.state, float(d.mask.sum())
+        return OK
+
+    def _after_command(self, ep: _Episode) -> bool:
+        """Outside the cycle's timing: progress, and whether the grasp is done."""
+        assert ep.last_state is not None
+        self.cycles += 1
+        if self.on_cycle is not None:
+            self.on_cycle(ep.result.episode, ep.result.steps, {"mask_area": ep.last_mask_area})
+        return self.grasp.update(ep.last_state, ep.gripper_closed)
+
+    def _hold(self, ep: _Episode, r: _Reading, reason: str) -> Outcome:
+        self.gate.hold(reason)
+        # The arm now stands where it is: the next step starts from there.
+        self.limiter.note_command(None)
+        ep.result.holds += 1
+        ep.result.steps += 1
+        self._record(ep, r, "hold", reason, None)
+        return Outcome("hold", reason)
+
+    # --- records ------------------------------------------------------------------
+
+    def _event(self, kind: str, **detail: object) -> None:
+        if self.recorder is not None:
+            self.recorder.put_event(self.clock.now(), kind, **detail)
 
     def _record(
-        self, tick, episode, step, frame, state, action, result, verdict, reason, mask=None
+        self, ep: _Episode, r: _Reading, verdict: str, reason: str | None, d: _Decision | None
     ) -> None:
         if self.recorder is None:
             return
         t = self.clock.now()
-        cycle = {
-            "episode": episode,
-            "step": step,
-            "slot": tick.k,
-            "due": tick.due,
-            "lateness_ms": tick.lateness_s * 1e3,
-            "missed": tick.missed,
-            "frame_stamp": None if frame is None else frame.stamp,
-            "frame_age_ms": None if frame is None else (t - frame.stamp) * 1e3,
-            "q": state.q.copy(),
-            "gripper": state.gripper,
-            "object_held": state.object_held,
-            "action": None if action is None else action.copy(),
-            "requested": None if result is None or result.requested is None else result.requested,
-            "command": None if result is None or result.target is None else result.target,
-            "gripper_closed": None if result is None else result.gripper_closed,
-            "limiter_status": None if result is None else int(result.status),
-            "limited": None if result is None else bool(result.limited),
-            "verdict": verdict,
-            "reason": reason,
-            "mask_area": None if mask is None else float(mask.sum()),
-            "stages_ms": self.timer.current_row(),
-        }
+        record = _cycle_record(ep, r, t, verdict, reason, d, self.timer.current_row())
+        mask = None if d is None else d.mask
         self.recorder.put_cycle(
             t,
-            cycle,
+            record,
             # A bool mask is a quarter of the float one: deep queues stay small.
             None if mask is None else mask[0, 0] > 0.5,
-            None if frame is None else frame.image,
+            None if r.frame is None else r.frame.image,
         )
+
+
+def _cycle_record(
+    ep: _Episode,
+    r: _Reading,
+    t: float,
+    verdict: str,
+    reason: str | None,
+    d: _Decision | None,
+    stages_ms: dict[str, float],
+) -> CycleRecord:
+    lim = None if d is None else d.limited
+    return CycleRecord(
+        episode=ep.result.episode,
+        step=ep.result.steps,
+        slot=r.tick.k,
+        due=r.tick.due,
+        lateness_ms=r.tick.lateness_s * 1e3,
+        missed=r.tick.missed,
+        frame_stamp=None if r.frame is None else r.frame.stamp,
+        frame_age_ms=None if r.frame is None else (t - r.frame.stamp) * 1e3,
+        q=r.state.q.copy(),
+        gripper=r.state.gripper,
+        object_held=r.state.object_held,
+        action=None if d is None else d.action.copy(),
+        requested=None if lim is None else lim.requested,
+        command=None if lim is None else lim.target,
+        gripper_closed=None if lim is None else lim.gripper_closed,
+        limiter_status=None if lim is None else int(lim.status),
+        limited=None if lim is None else bool(lim.limited),
+        verdict=verdict,
+        reason=reason,
+        mask_area=None if d is None else float(d.mask.sum()),
+        stages_ms=stages_ms,
+    )
+
+
+def _describe(e: BaseException) -> str:
+    first = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {first[0] if first else 'no message'}"

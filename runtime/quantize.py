@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from grasprt.bundle import Bundle
+from grasprt.bundle import IMAGE, MASK, Bundle
 from grasprt.errors import ConfigError
+
+# Held-out model views by world seed: (bundle, seeds) -> 400x400x3 uint8 images. The
+# simulator's (drivers/sim/views.py) is handed in by whoever builds the run, so the
+# runtime never builds a driver.
+ViewSource = Callable[[Bundle, Sequence[int]], list[np.ndarray]]
 
 IOU_GATE = 0.98
 CALIBRATION_SEEDS = range(1000, 1024)
@@ -67,21 +72,13 @@ class Reduced:
         }
 
 
-def sim_frames(bundle: Bundle, seeds: Sequence[int]) -> list[np.ndarray]:
-    """Model-view images (400x400x3 uint8) from the simulator, one per world seed:
-    each a fresh scene with the arm at its start pose above the table."""
-    from grasprt.calibration.model_view import ModelView
-    from grasprt.drivers.sim.config import SimConfig
-    from grasprt.drivers.sim.factory import make_sim
-    from grasprt.runtime.clock import SimClock
-
-    world, _robot, camera = make_sim(SimConfig(), SimClock(), 0)
-    view = ModelView(camera.intrinsics, bundle.camera)
-    frames = []
-    for seed in seeds:
-        world.reset(int(seed))
-        frames.append(np.ascontiguousarray(view.apply(camera.capture().image)))
-    return frames
+def need_views(views: ViewSource | None, precision: str) -> ViewSource:
+    if views is None:
+        raise ConfigError(
+            f"--precision {precision}: no held-out frames to gate it on "
+            "(this command cannot judge reduced precision; use fp32)"
+        )
+    return views
 
 
 def masks(model: bytes, frames: Sequence[np.ndarray], threshold: float) -> np.ndarray:
@@ -186,10 +183,12 @@ def judge(
     return Reduced(precision, variant, candidate, iou, worst, len(frames), pixels)
 
 
-def int8_candidates(bundle: Bundle, calib_n: int = 24, eval_n: int = 32) -> list[Reduced]:
+def int8_candidates(
+    bundle: Bundle, views: ViewSource, calib_n: int = 24, eval_n: int = 32
+) -> list[Reduced]:
     """Every int8 variant with its measured IoU; callers keep those that pass."""
-    calib = sim_frames(bundle, list(CALIBRATION_SEEDS)[:calib_n])
-    held_out = sim_frames(bundle, list(HELD_OUT_SEEDS)[:eval_n])
+    calib = views(bundle, list(CALIBRATION_SEEDS)[:calib_n])
+    held_out = views(bundle, list(HELD_OUT_SEEDS)[:eval_n])
     out = []
     for reduce_range, variant in (
         (False, "int8 QDQ per-channel, 8-bit weights"),
@@ -222,8 +221,8 @@ def hinted_masks(model: bytes, frames: Sequence[np.ndarray], threshold: float, c
     """Masks from the backend ``cfg`` names, at its precision (OpenVINO's hint)."""
     from grasprt.runtime.openvino_backend import OpenVINOBound
 
-    image = np.zeros((1, 400, 400, 3), dtype=np.uint8)
-    prob = np.zeros((1, 1, 100, 100), dtype=np.float32)
+    image = np.zeros(IMAGE.shape, dtype=np.uint8)
+    prob = np.zeros(MASK.shape, dtype=np.float32)
     bound = OpenVINOBound(
         model, {"image": image}, {"mask": prob}, threads=1, precision=cfg.precision
     )
@@ -235,13 +234,13 @@ def hinted_masks(model: bytes, frames: Sequence[np.ndarray], threshold: float, c
     return np.stack(out)
 
 
-def admit_hinted(bundle: Bundle, cfg) -> Reduced:
+def admit_hinted(bundle: Bundle, cfg, views: ViewSource | None) -> Reduced:
     """Gate a precision hint (fp16/bf16 on OpenVINO): its masks against ONNX Runtime
     fp32's on held-out simulator frames; a :class:`ConfigError` when not admitted."""
     why = unsupported_reason(cfg.precision, cfg.provider)
     if why:
         raise ConfigError(f"--precision {why}")
-    frames = sim_frames(bundle, list(HELD_OUT_SEEDS))
+    frames = need_views(views, cfg.precision)(bundle, list(HELD_OUT_SEEDS))
     ref = masks(bundle.segmenter_bytes, frames, bundle.mask_threshold)
     got = hinted_masks(bundle.segmenter_bytes, frames, bundle.mask_threshold, cfg)
     iou, worst = mask_iou(ref, got)
@@ -251,14 +250,16 @@ def admit_hinted(bundle: Bundle, cfg) -> Reduced:
     return r
 
 
-def reduced_segmenter(bundle: Bundle, precision: str, cfg: object = None) -> Reduced:
+def reduced_segmenter(
+    bundle: Bundle, precision: str, cfg: object = None, views: ViewSource | None = None
+) -> Reduced:
     """The best reduced segmenter of ``precision`` that passes the gate, or a
     :class:`ConfigError` naming the measured IoU."""
     provider = getattr(cfg, "provider", "cpu")
     why = unsupported_reason(precision, provider)
     if why:
         raise ConfigError(f"--precision {why}")
-    cands = int8_candidates(bundle)
+    cands = int8_candidates(bundle, need_views(views, precision))
     passing = [c for c in cands if c.passed]
     if not passing:
         best = max(cands, key=lambda c: c.iou)

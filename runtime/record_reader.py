@@ -46,7 +46,12 @@ _DAMAGE = (McapError, struct.error, zstandard.ZstdError, ValueError, EOFError, O
 
 @dataclass
 class Record:
-    """One run as recorded. ``masks`` lines up with ``cycles`` (None: no mask)."""
+    """One run as recorded. ``masks`` lines up with ``cycles`` (None: no mask).
+
+    A cycle is the dict :meth:`CycleRecord.to_json` wrote, non-finite floats restored;
+    ``CycleRecord.from_json(cycle)`` makes it typed again
+    (:mod:`grasprt.runtime.cycle_record`).
+    """
 
     path: Path
     run: dict[str, Any] | None = None

@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from grasprt.runtime.cycle_record import SCHEMA_TITLE as CYCLE_SCHEMA_NAME
+from grasprt.runtime.cycle_record import cycle_schema
+
 RUN_TOPIC = "/grasprt/run"
 CYCLE_TOPIC = "/grasprt/cycle"
 MASK_TOPIC = "/grasprt/mask"
@@ -43,17 +46,6 @@ CAMERA_FRAME_ID = "wrist_camera_optical"
 _NUM = {"type": ["number", "null"]}
 _INT = {"type": ["integer", "null"]}
 _STR = {"type": ["string", "null"]}
-_BOOL = {"type": ["boolean", "null"]}
-
-
-def _vector(n: int, what: str) -> dict[str, Any]:
-    return {
-        "type": ["array", "null"],
-        "items": {"type": ["number", "null"]},
-        "minItems": n,
-        "maxItems": n,
-        "description": what,
-    }
 
 
 def _described(base: dict[str, Any], what: str) -> dict[str, Any]:
@@ -95,60 +87,49 @@ RUN_SCHEMA: dict[str, Any] = {
     "additionalProperties": True,
 }
 
-CYCLE_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "grasprt.Cycle",
-    "description": (
-        "One control cycle, as the loop saw and decided it. Times are seconds on the loop "
-        "clock unless the name ends in _ms. Vectors are in the bundle's joint order."
-    ),
-    "type": "object",
-    "properties": {
-        "episode": _described(_INT, "episode index"),
-        "step": _described(_INT, "step within the episode"),
-        "slot": _described(_INT, "the loop's cycle slot index k"),
-        "cycle": _described(_INT, "cycle index over the run"),
-        "due": _described(_NUM, "when the cycle was due"),
-        "woke": _described(_NUM, "when the loop woke for it"),
-        "lateness_ms": _described(_NUM, "woke - due"),
-        "missed": _described(_INT, "slots skipped before this one"),
-        "stages_ms": {
-            "type": ["object", "null"],
-            "additionalProperties": {"type": ["number", "null"]},
-            "description": "time spent in each stage of the cycle",
-        },
-        "cycle_ms": _described(_NUM, "whole cycle, wake to record"),
-        "frame_stamp": _described(_NUM, "capture time of the frame used"),
-        "frame_age_ms": _described(_NUM, "age of that frame when used"),
-        "q": _vector(7, "measured joint angles, rad"),
-        "gripper": _described(_NUM, "measured gripper, 0 open .. 1 closed"),
-        "object_held": _BOOL,
-        "action": _vector(8, "controller output, raw: 7 joint changes then gripper"),
-        "requested": _vector(7, "q + action * action_scale, before the limiter"),
-        "command": _vector(7, "joint target after the limiter (what was sent)"),
-        "gripper_closed": _described(_BOOL, "gripper command"),
-        "limiter_status": _described(_INT, "limiter status code"),
-        "limited": _described(_BOOL, "whether the limiter changed the request"),
-        "limiter_flags": {"type": ["array", "null"], "items": {"type": "string"}},
-        "mask_area": _described(_NUM, "target pixels in the 100 x 100 mask"),
-        "verdict": _described(_STR, "watchdog verdict: ok, hold or fault"),
-        "reason": _described(_STR, "why the verdict was not ok"),
-        "faults": {"type": ["array", "null"], "items": {"type": "string"}},
-        NONFINITE_KEY: _NONFINITE,
-    },
-    "additionalProperties": True,
-}
+
+def nonfinite_on_the_wire(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` for the message as :func:`encode_message` writes it.
+
+    Wherever a number may be, null may be too (a NaN or infinity written as null), and
+    the message may list those under :data:`NONFINITE_KEY`. Readers that decode with
+    :func:`decode_message` get the numbers back and can check against ``schema`` itself.
+    """
+    out = _nullable_numbers(schema)
+    out["properties"] = {**out["properties"], NONFINITE_KEY: _NONFINITE}
+    return out
+
+
+def _nullable_numbers(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_nullable_numbers(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _nullable_numbers(v) for k, v in node.items()}
+    types = out.get("type")
+    listed = types if isinstance(types, list) else [types]
+    if "number" in listed and "null" not in listed:
+        out["type"] = [*listed, "null"]
+    return out
+
+
+# Generated from the dataclass the loop fills, so it lists exactly what is written.
+CYCLE_SCHEMA: dict[str, Any] = nonfinite_on_the_wire(cycle_schema())
 
 EVENT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "grasprt.Event",
-    "description": "Something that happened once: episode start/end, fault, hold, signal.",
+    # Faults and stops are in episode_end's detail, holds in the cycles' verdicts.
+    "description": "Something that happened once: an episode's start or end.",
     "type": "object",
     "properties": {
         "time": {"type": "number", "description": "loop clock, seconds"},
-        "kind": {"type": "string", "description": "episode_start, episode_end, fault, ..."},
+        "kind": {"type": "string", "description": "episode_start or episode_end"},
         "episode": _INT,
-        "detail": {"type": "object"},
+        "detail": {
+            "type": "object",
+            "description": "episode_end: outcome, steps, fault, limited_steps",
+        },
         NONFINITE_KEY: _NONFINITE,
     },
     "required": ["time", "kind", "episode", "detail"],
@@ -181,7 +162,19 @@ SUMMARY_SCHEMA: dict[str, Any] = {
                 "bad_records": {"type": "integer", "description": "could not be encoded"},
                 "failure": {"type": ["string", "null"]},
             },
-            "required": ["written", "dropped"],
+            # The recorder writes this part itself, always whole.
+            "required": [
+                "cycles_put",
+                "events_put",
+                "written",
+                "dropped",
+                "dropped_queue_full",
+                "dropped_not_open",
+                "dropped_by_writer",
+                "bad_records",
+                "failure",
+            ],
+            "additionalProperties": False,
         },
         NONFINITE_KEY: _NONFINITE,
     },
@@ -229,7 +222,7 @@ class TopicSpec:
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RUN_TOPIC, "grasprt.Run", RUN_SCHEMA),
-    TopicSpec(CYCLE_TOPIC, "grasprt.Cycle", CYCLE_SCHEMA),
+    TopicSpec(CYCLE_TOPIC, CYCLE_SCHEMA_NAME, CYCLE_SCHEMA),
     TopicSpec(MASK_TOPIC, "foxglove.RawImage", RAW_IMAGE_SCHEMA),
     TopicSpec(FRAME_TOPIC, "foxglove.CompressedImage", COMPRESSED_IMAGE_SCHEMA),
     TopicSpec(EVENT_TOPIC, "grasprt.Event", EVENT_SCHEMA),

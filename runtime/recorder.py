@@ -21,8 +21,8 @@ A disk error during the run does not reach the loop: the recorder marks itself
 failed (``failure``), counts every record from then on as dropped, and the runner
 reports it.
 
-Everything handed to ``put_*`` (the cycle dict, its arrays, the mask, the frame)
-belongs to the recorder from then on: the loop must not change it afterwards.
+Everything handed to ``put_*`` (the :class:`CycleRecord`, its arrays, the mask, the
+frame) belongs to the recorder from then on: the loop must not change it afterwards.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from mcap.writer import LIBRARY_IDENTIFIER, CompressionType, Writer
 
 import grasprt
 from grasprt.errors import ConfigError
+from grasprt.runtime.cycle_record import CycleRecord
 from grasprt.runtime.record_schema import (
     CAMERA_FRAME_ID,
     CYCLE_TOPIC,
@@ -71,7 +72,7 @@ FRAME_FORMATS = {"jpeg": ".jpg", "png": ".png"}
 class _Cycle:
     t: float
     seq: int
-    cycle: dict[str, Any]
+    cycle: CycleRecord
     mask: np.ndarray | None
     frame: np.ndarray | None
 
@@ -319,15 +320,18 @@ class FlightRecorder:
     def put_cycle(
         self,
         t: float,
-        cycle: dict[str, Any],
+        cycle: CycleRecord,
         mask: np.ndarray | None,
         frame: np.ndarray | None = None,
     ) -> bool:
         """Queue one cycle (and its mask, and its frame when one is due). Never blocks.
 
+        ``t`` is the loop clock when the record was made (the message's log time).
         Nothing is copied: pass arrays nobody changes afterwards (copy a frame from a
         driver that reuses its buffers, and only when :meth:`frame_due`). Returns False
-        when the record was dropped (and counted).
+        when the record was dropped (and counted). Converting to JSON, and the type
+        checks that come with it, happen in the writer thread: a record that fails them
+        is counted in :attr:`bad_records`.
         """
         seq = self._cycles_put
         self._cycles_put = seq + 1
@@ -400,8 +404,11 @@ class FlightRecorder:
             },
             "wall_time": wall,
         }
+        host = message["host"]
         # The loop's own account of these wins; the recorder only fills gaps.
         message.update(run_info)
+        if isinstance(message["host"], dict):
+            message["host"] = {**host, **message["host"]}
         message["record_format"] = RECORD_FORMAT
         try:
             iso = datetime.fromtimestamp(float(message["wall_time"]), UTC).isoformat()
@@ -458,7 +465,7 @@ class FlightRecorder:
             episode = detail.pop("episode", None)
             body = {"time": item.t, "kind": item.kind, "episode": episode, "detail": detail}
             return [(EVENT_TOPIC, ns, item.seq, encode_message(body))]
-        out = [(CYCLE_TOPIC, ns, item.seq, encode_message(item.cycle))]
+        out = [(CYCLE_TOPIC, ns, item.seq, encode_message(item.cycle.to_json()))]
         if item.mask is not None:
             mono = np.ascontiguousarray(mask_to_mono8(item.mask))
             image = {

@@ -1,7 +1,9 @@
 """A run: validate everything, connect the drivers, run episodes, stop safely, report.
 
-Order matters for safety: config, bundle, ONNX sessions and the record file are all
-checked before any driver connects, so bad input never reaches a moving arm.
+Order matters for safety: config, bundle, drivers (built, not connected), ONNX sessions
+and the record file are all checked before any driver connects, so bad input never
+reaches a moving arm. The runtime builds no driver itself: a factory (the drivers'
+registry) or ready drivers are handed in.
 """
 
 from __future__ import annotations
@@ -20,34 +22,20 @@ import grasprt
 from grasprt.bundle import Bundle, check_against_profile, describe, load_bundle
 from grasprt.calibration.model_view import ModelView
 from grasprt.config import RunConfig
-from grasprt.errors import ConfigError, DriverError
+from grasprt.errors import DriverError
 from grasprt.kinematics import Kinematics
 from grasprt.profiles import RobotProfile, get_profile
-from grasprt.runtime.clock import MonotonicClock, SimClock
 from grasprt.runtime.command_gate import CommandGate
 from grasprt.runtime.inference import Pipeline
 from grasprt.runtime.limiter import Limiter, LimiterConfig
-from grasprt.runtime.loop import ControlLoop, EpisodeResult, LoopConfig
+from grasprt.runtime.loop import ControlLoop, EpisodeResult, LoopConfig, cycle_stages
+from grasprt.runtime.policy import OnnxPolicy
 from grasprt.runtime.realtime import LoopPriorities, loop_cpu
 from grasprt.runtime.timing import StageTimer
-from grasprt.types import Camera, Clock, Heartbeat, Robot
+from grasprt.types import Camera, Drivers, Policy
 
 if TYPE_CHECKING:
-    from grasprt.drivers.sim.config import SimConfig
-
-
-@dataclass
-class Drivers:
-    clock: Clock
-    camera: Camera
-    robot: Robot
-    heartbeat: Heartbeat | None = None
-    # Puts the world (sim) or the operator (hardware) in place for episode n.
-    setup_episode: Callable[[int], None] = lambda n: None
-    # The floor the hand must stay above, base frame, when the driver knows it (sim).
-    floor_z: float | None = None
-    # The simulated world, when there is one (privileged truth for evaluation).
-    world: Any = None
+    from grasprt.runtime.quantize import ViewSource
 
 
 @dataclass
@@ -97,116 +85,44 @@ class RunReport:
         }
 
 
-def limiter_floor(cfg: RunConfig, table_z: float | None) -> float | None:
-    """The height the limiter keeps the arm's lowest point above: the configured floor
-    plane (else the driver's table) plus the clearance; None: no floor."""
-    s = cfg.limiter
-    floor = s.floor_z if s.floor_z is not None else table_z
-    return None if floor is None else floor + s.floor_clearance
+# What builds the drivers of a run from its configuration (drivers/registry.py's
+# `build_drivers`: the runtime never constructs a driver itself).
+DriverFactory = Callable[[RunConfig, Bundle], Drivers]
+# What builds the run's policy once its bundle, settings and drivers are known;
+# None: the bundle's own ONNX graphs (`onnx_policy`).
+PolicyFactory = Callable[["Run"], Policy]
+
+
+def onnx_policy(run: Run) -> Policy:
+    """The bundle's graphs, as `[inference]` says, on true masks with `--gt-mask`."""
+    pipeline = Pipeline(run.bundle, run.cfg.inference, views=run.views)
+    return OnnxPolicy(pipeline, truth_mask=run.cfg.gt_mask)
 
 
 def make_limiter(
-    cfg: RunConfig, bundle: Bundle, profile: RobotProfile, kin: Kinematics, floor_z: float | None
+    cfg: RunConfig, bundle: Bundle, profile: RobotProfile, kin: Kinematics, table_z: float | None
 ) -> Limiter:
-    s = cfg.limiter
-    lcfg = LimiterConfig(
-        rate_hz=bundle.rate_hz,
-        velocity_factor=s.velocity_factor,
-        joint_margin=s.joint_margin,
-        floor_z=limiter_floor(cfg, floor_z),
-        tracking_steps=s.tracking_steps,
-        gripper_band=s.gripper_band,
-        gripper_dwell=s.gripper_dwell,
-    )
-    return Limiter(lcfg, profile, kin)
-
-
-def sim_config_from(cfg: RunConfig) -> SimConfig:
-    from grasprt.drivers.sim.config import SimConfig, gap_preset
-
-    return SimConfig(
-        gap=gap_preset(cfg.sim.gap),
-        moving=cfg.sim.moving,
-        clutter=cfg.sim.clutter,
-        camera_file=cfg.sim.camera_file,
-    )
-
-
-def sim_drivers(cfg: RunConfig, profile: RobotProfile, sim: SimConfig | None = None) -> Drivers:
-    from grasprt.drivers.sim.factory import make_sim
-
-    clock: Clock = SimClock() if cfg.fast else MonotonicClock()
-    world, robot, sim_camera = make_sim(sim or sim_config_from(cfg), clock, cfg.seed)
-    camera: Camera = sim_camera
-    if cfg.camera not in (None, "sim"):
-        camera = _hardware_camera(cfg, clock)
-    return Drivers(
-        clock=clock,
-        camera=camera,
-        robot=robot,
-        # Each episode its own seed, so one episode can be replayed alone.
-        setup_episode=lambda n: world.reset(cfg.seed * 100_003 + n),
-        floor_z=world.table_z,
-        world=world,
-    )
-
-
-def _hardware_camera(cfg: RunConfig, clock: Clock) -> Camera:
-    from grasprt.drivers.factory import make_camera
-
-    return make_camera(cfg.camera or "", clock=clock, calibration=cfg.calibration)
-
-
-def sawyer_drivers(cfg: RunConfig, profile: RobotProfile) -> Drivers:
-    from grasprt.drivers.sawyer import SawyerRobot
-
-    clock = MonotonicClock()
-    robot: Robot = SawyerRobot(profile=profile, clock=clock, use_gripper=not cfg.gripper)
-    if cfg.gripper:
-        robot = _external_gripper(robot, cfg.gripper)
-    heartbeat = None
-    if cfg.heartbeat:
-        from grasprt.drivers.heartbeat import SerialHeartbeat
-
-        heartbeat = SerialHeartbeat(cfg.heartbeat)
-    return Drivers(
-        clock=clock,
-        camera=_hardware_camera(cfg, clock),
-        robot=robot,
-        heartbeat=heartbeat,
-        setup_episode=_operator_setup,
-    )
-
-
-def _external_gripper(robot: Robot, spec: str) -> Robot:
-    kind, _, port = spec.partition(":")
-    if kind != "robotiq" or not port:
-        raise ConfigError(f"--gripper {spec!r}: expected robotiq:/dev/ttyUSB0")
-    from grasprt.drivers.arm_with_gripper import ArmWithGripper
-    from grasprt.drivers.robotiq import RobotiqGripper
-
-    return ArmWithGripper(robot, RobotiqGripper(port))
-
-
-def _operator_setup(n: int) -> None:
-    import sys
-
-    if sys.stdin.isatty() and n > 0:
-        input(f"episode {n}: place the sphere, then press Enter (Ctrl-C to stop) ")
-
-
-DRIVERS = {"sim": sim_drivers, "sawyer": sawyer_drivers}
+    return Limiter(LimiterConfig.resolve(cfg.limiter, bundle.rate_hz, table_z), profile, kin)
 
 
 class Run:
-    """Everything a `grasprt run` needs, validated before a driver is touched."""
+    """Everything a `grasprt run` needs, validated before a driver connects.
+
+    In order: the bundle (against the contract and its robot's profile), the drivers
+    (built, not connected: a bad camera spec or a robot that cannot do what was asked
+    is refused here), the policy (ONNX sessions), the model view (the camera's
+    coverage of the bundle's), the limiter, then the record file.
+    """
 
     def __init__(
         self,
         cfg: RunConfig,
         *,
-        progress: Callable[[str], None] | None = None,
+        make_drivers: DriverFactory | None = None,
         drivers: Drivers | None = None,
+        policy: PolicyFactory | None = None,
+        views: ViewSource | None = None,
+        progress: Callable[[str], None] | None = None,
         on_cycle: Callable[[int, int, dict], None] | None = None,
         rate_hz: float | None = None,
         priorities: LoopPriorities | None = None,
@@ -215,39 +131,55 @@ class Run:
         # Another rate than the bundle's: only `grasprt bench` asks (headroom tests).
         self.rate_hz = rate_hz
         self.progress = progress or (lambda s: None)
-        self.profile = get_profile("sawyer")
+        # Held-out simulator views for gating a reduced precision (None: fp32 only).
+        self.views = views
         self.bundle = load_bundle(cfg.bundle)
+        self.profile = get_profile(self.bundle.robot)
         check_against_profile(self.bundle, self.profile)
         self.kin = Kinematics(self.profile)
-        # Real-time ranking of the run's threads (realtime.py); a bench brings its own,
-        # set up before its own sessions. Not on the simulator's clock: that loop never
-        # sleeps, and at SCHED_FIFO it would starve a core.
-        self._own_priorities = priorities is None
-        self.priorities = priorities or LoopPriorities(
-            cfg.realtime and not cfg.fast, loop_cpu(cfg.inference.intra_op_threads)
-        )
-        if self._own_priorities:
-            self.priorities.before_sessions()
-        self.pipeline = Pipeline(self.bundle, cfg.inference)
+        if drivers is None:
+            if make_drivers is None:
+                raise TypeError("Run needs drivers or a factory for them (drivers/registry.py)")
+            drivers = make_drivers(cfg, self.bundle)
+        self.drivers = drivers
+        self.steps = cfg.max_steps or drivers.default_max_steps
+        self.limiter = make_limiter(cfg, self.bundle, self.profile, self.kin, drivers.table_z)
+        self._start_priorities(priorities)
+        self.policy = (policy or onnx_policy)(self)
         # Threads started from here on (recorder, drivers) rank below the model's.
         self.priorities.before_threads()
         for note in self.priorities.notes:
             self.progress(f"real-time: {note}")
-        self.recorder = None
-        if cfg.record:
-            from grasprt.runtime.recorder import FlightRecorder
-
-            # A fast sim outruns the disk by far; a deep queue keeps it from dropping.
-            queue = 16384 if cfg.fast else 1024
-            self.recorder = FlightRecorder(
-                cfg.record, queue_size=queue, frame_every=cfg.record_frames_every
-            )
-        self._drivers = drivers
+        self.model_view: ModelView | None = None  # once the camera is connected
         self._on_cycle = on_cycle
         self.loop: ControlLoop | None = None
-        if self.recorder is not None:
-            # Opened now, so a bad path is refused with the other bad input, up front.
-            self.recorder.start(self.run_info())
+        self.recorder = self._open_record()
+
+    def _start_priorities(self, priorities: LoopPriorities | None) -> None:
+        # Real-time ranking of the run's threads (realtime.py); a bench brings its own,
+        # set up before its own sessions. Not on the simulator's clock: that loop never
+        # sleeps, and at SCHED_FIFO it would starve a core.
+        cfg = self.cfg
+        self._own_priorities = priorities is None
+        self.priorities = priorities or LoopPriorities(
+            cfg.sched == "fifo" and not cfg.sim_clock, loop_cpu(cfg.inference.intra_op_threads)
+        )
+        if self._own_priorities:
+            self.priorities.before_sessions()
+
+    def _open_record(self) -> Any:
+        if not self.cfg.record:
+            return None
+        from grasprt.runtime.recorder import FlightRecorder
+
+        # A fast sim outruns the disk by far; a deep queue keeps it from dropping.
+        queue = 16384 if self.cfg.sim_clock else 1024
+        recorder = FlightRecorder(
+            self.cfg.record, queue_size=queue, frame_every=self.cfg.record_frames_every
+        )
+        # Opened now, so a bad path is refused with the other bad input, up front.
+        recorder.start(self.run_info())
+        return recorder
 
     def run_info(self) -> dict[str, Any]:
         return {
@@ -263,25 +195,13 @@ class Run:
         }
 
     def execute(self) -> RunReport:
-        cfg = self.cfg
         report = RunReport()
         with ExitStack() as stack:
             if self.recorder is not None:
                 # Registered first, so it runs last: the summary sees the whole run.
                 stack.callback(self._close_record, report)
-            drivers = self._drivers or DRIVERS[cfg.robot](cfg, self.profile)
-            # The heartbeat first: many microcontroller boards reset when their port
-            # opens, and that must happen before the arm is enabled, not after.
-            for part in (drivers.heartbeat, drivers.camera, drivers.robot):
-                if part is not None:
-                    part.connect()
-                    stack.callback(part.disconnect)
-            gate = CommandGate(drivers.robot)
-            # Runs before the disconnects on the way out: the arm holds first.
-            stack.callback(gate.hold, "run end")
-            model_view = self._model_view(drivers.camera)
-            limiter = make_limiter(cfg, self.bundle, self.profile, self.kin, drivers.floor_z)
-            if limiter.config.floor_z is None:
+            gate = self._connect(stack)
+            if self.limiter.config.floor is None:
                 # Not an error (a bench with no table), but no one should learn it from
                 # a fingertip on the table: the reference controller descends until the
                 # floor stops it.
@@ -289,48 +209,78 @@ class Run:
                     "limiter: no floor configured ([limiter] floor_z): nothing keeps the "
                     "hand above the table"
                 )
-            timer = StageTimer(capacity=cfg.episodes * cfg.steps + 16)
-            self.loop = ControlLoop(
-                clock=drivers.clock,
-                camera=drivers.camera,
-                robot=drivers.robot,
-                gate=gate,
-                pipeline=self.pipeline,
-                model_view=model_view,
-                limiter=limiter,
-                bundle=self.bundle,
-                kin=self.kin,
-                config=LoopConfig(
-                    rate_hz=self.rate_hz or self.bundle.rate_hz,
-                    max_steps=cfg.steps,
-                    staleness=cfg.watchdog,
-                    truth_mask=cfg.gt_mask,
-                ),
-                timer=timer,
-                recorder=self.recorder,
-                heartbeat=drivers.heartbeat,
-                on_cycle=self._on_cycle,
-            )
+            self.loop = self._make_loop(gate)
             # The drivers' threads run now: the loop thread alone goes above them.
             self.priorities.in_loop()
             stack.callback(self._end_priorities)
             restore = self._install_signal_handlers()
             try:
-                for n in range(cfg.episodes):
-                    drivers.setup_episode(n)
-                    res = self.loop.run_episode(n)
-                    report.episodes.append(res)
-                    self.progress(
-                        f"episode {n + 1}/{cfg.episodes}: {res.outcome} after {res.steps} steps"
-                        + (f" ({res.fault})" if res.fault else "")
-                    )
-                    if res.fault or res.stopped:
-                        report.stopped = res.stopped
-                        break
+                self._episodes(report)
             finally:
                 restore()
-                report.timing = timer.report()
+                report.timing = self.loop.timer.report()
         return report
+
+    def _connect(self, stack: ExitStack) -> CommandGate:
+        d = self.drivers
+        # The heartbeat first: many microcontroller boards reset when their port
+        # opens, and that must happen before the arm is enabled, not after. Then the
+        # camera, whose intrinsics (a RealSense knows them once streaming) decide the
+        # model view: a camera that sees too little is refused before the arm is on.
+        for part in (d.heartbeat, d.camera):
+            if part is not None:
+                part.connect()
+                stack.callback(part.disconnect)
+        self.model_view = self._model_view(d.camera)
+        self.progress(self.model_view.describe())
+        d.robot.connect()
+        stack.callback(d.robot.disconnect)
+        gate = CommandGate(d.robot)
+        # Runs before the disconnects on the way out: the arm holds first.
+        stack.callback(gate.hold, "run end")
+        return gate
+
+    def _make_loop(self, gate: CommandGate) -> ControlLoop:
+        d, cfg = self.drivers, self.cfg
+        assert self.model_view is not None, "the camera is connected first"
+        timer = StageTimer(
+            capacity=cfg.episodes * self.steps + 16, stages=cycle_stages(self.policy)
+        )
+        return ControlLoop(
+            clock=d.clock,
+            camera=d.camera,
+            robot=d.robot,
+            gate=gate,
+            policy=self.policy,
+            model_view=self.model_view,
+            limiter=self.limiter,
+            bundle=self.bundle,
+            kin=self.kin,
+            config=LoopConfig(
+                rate_hz=self.rate_hz or self.bundle.rate_hz,
+                max_steps=self.steps,
+                staleness=cfg.watchdog,
+            ),
+            timer=timer,
+            recorder=self.recorder,
+            heartbeat=d.heartbeat,
+            on_cycle=self._on_cycle,
+        )
+
+    def _episodes(self, report: RunReport) -> None:
+        assert self.loop is not None
+        n_all = self.cfg.episodes
+        for n in range(n_all):
+            self.drivers.setup_episode(n)
+            res = self.loop.run_episode(n)
+            report.episodes.append(res)
+            self.progress(
+                f"episode {n + 1}/{n_all}: {res.outcome} after {res.steps} steps"
+                + (f" ({res.fault})" if res.fault else "")
+            )
+            if res.fault or res.stopped:
+                report.stopped = res.stopped
+                break
 
     def _end_priorities(self) -> None:
         if self._own_priorities:
@@ -340,6 +290,9 @@ class Run:
 
     def _close_record(self, report: RunReport) -> None:
         assert self.recorder is not None
+        # The counts so far go into the record's summary; the final ones into the report.
+        report.dropped_records = self.recorder.dropped
+        report.record_failure = self.recorder.failure
         self.recorder.close(report.summary())
         report.dropped_records = self.recorder.dropped
         report.record_failure = self.recorder.failure
@@ -351,9 +304,7 @@ class Run:
                 f"camera {camera.name!r} has no intrinsics: pass --calibration FILE.yaml "
                 "(see grasprt calibrate-camera)"
             )
-        view = ModelView(intr, self.bundle.camera, min_coverage=self.cfg.min_coverage)
-        self.progress(view.describe())
-        return view
+        return ModelView(intr, self.bundle.camera, min_coverage=self.cfg.min_coverage)
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         import threading

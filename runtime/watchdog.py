@@ -20,53 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from grasprt.config import WatchdogSettings, check_number
 from grasprt.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class StalenessConfig:
-    # A frame older than this is not acted on: at 10 Hz it is 2.5 cycles old.
-    frame_hold_s: float = 0.25
-    frame_stop_s: float = 1.0
-    state_hold_s: float = 0.2
-    state_stop_s: float = 1.0
-    overrun_streak: int = 5
-    heartbeat_s: float = 0.5
-    # A stamp further than this ahead of the loop's clock means the camera or robot
-    # stamps on another clock; its age would then never grow, so it is a fault.
-    future_tolerance_s: float = 0.1
-
-    def __post_init__(self) -> None:
-        for name in ("frame_hold_s", "frame_stop_s", "state_hold_s", "state_stop_s"):
-            _positive(name, getattr(self, name))
-        _positive("heartbeat_s", self.heartbeat_s)
-        if self.frame_hold_s >= self.frame_stop_s:
-            raise ConfigError(
-                f"watchdog: frame_hold_s ({self.frame_hold_s}) must be below "
-                f"frame_stop_s ({self.frame_stop_s})"
-            )
-        if self.state_hold_s >= self.state_stop_s:
-            raise ConfigError(
-                f"watchdog: state_hold_s ({self.state_hold_s}) must be below "
-                f"state_stop_s ({self.state_stop_s})"
-            )
-        streak = self.overrun_streak
-        if isinstance(streak, bool) or not isinstance(streak, int) or streak < 1:
-            raise ConfigError(
-                f"watchdog: overrun_streak must be a whole number >= 1, got {streak!r}"
-            )
-        tol = self.future_tolerance_s
-        if isinstance(tol, bool) or not isinstance(tol, int | float) or not tol >= 0:
-            raise ConfigError(f"watchdog: future_tolerance_s must be >= 0, got {tol!r}")
-        if not math.isfinite(tol):
-            raise ConfigError(f"watchdog: future_tolerance_s must be finite, got {tol!r}")
-
-
-def _positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"watchdog: {name} must be a number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"watchdog: {name} must be a finite number > 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -118,7 +73,7 @@ def check_staleness(
     frame_stamp: float | None,
     state_stamp: float | None,
     started_at: float,
-    cfg: StalenessConfig,
+    cfg: WatchdogSettings,
 ) -> Verdict:
     """Judge the ages of the newest camera frame and robot state on the loop's clock.
 
@@ -161,8 +116,8 @@ class OverrunCounter:
     steadily runs late acts on old frames and was trained for another rate.
     """
 
-    def __init__(self, streak_limit: StalenessConfig | int = 5) -> None:
-        if isinstance(streak_limit, StalenessConfig):
+    def __init__(self, streak_limit: WatchdogSettings | int = 5) -> None:
+        if isinstance(streak_limit, WatchdogSettings):
             streak_limit = streak_limit.overrun_streak
         if isinstance(streak_limit, bool) or not isinstance(streak_limit, int) or streak_limit < 1:
             raise ConfigError(f"overrun streak limit must be a whole number >= 1: {streak_limit!r}")
@@ -204,7 +159,7 @@ class HeartbeatWatchdog:
         on_trip: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        _positive("heartbeat timeout_s", timeout_s)
+        check_number("watchdog", "heartbeat timeout_s", timeout_s, low=0, low_open=True)
         self.timeout_s = float(timeout_s)
         self._on_trip = on_trip
         self._clock = clock

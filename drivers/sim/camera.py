@@ -19,11 +19,11 @@ import threading
 
 import numpy as np
 
+from grasprt.clock import SimClock
 from grasprt.drivers.sim.mask import truth_mask
 from grasprt.drivers.sim.optics import View
 from grasprt.drivers.sim.render import Renderer
 from grasprt.drivers.sim.world import SimWorld
-from grasprt.runtime.clock import SimClock
 from grasprt.types import Frame, Intrinsics
 
 

@@ -8,9 +8,9 @@ absorbs the gap between the simulated and the real arm.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 
+from grasprt.config import check_number
 from grasprt.errors import ConfigError
 
 
@@ -38,8 +38,8 @@ class GapConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            _require(math.isfinite(v) and v >= 0.0, f"gap '{f.name}' must be >= 0, got {v}")
-        _require(0.0 < self.speed_ratio <= 1.0, "gap 'speed_ratio' must be in (0, 1]")
+            check_number("sim gap", f.name, v, low=0)
+        check_number("sim gap", "speed_ratio", self.speed_ratio, low=0, high=1, low_open=True)
 
 
 GAP_PRESETS: dict[str, GapConfig] = {
@@ -85,11 +85,14 @@ class SceneConfig:
     def __post_init__(self) -> None:
         x0, x1, y0, y1 = self.workspace
         _require(x0 < x1 and y0 < y1, "workspace must be (x_min, x_max, y_min, y_max)")
-        _require(0.0 < self.sphere_diameter < 0.1, "sphere_diameter must be in (0, 0.1) m")
-        _require(self.moving_speed >= 0.0, "moving_speed must be >= 0")
+        check_number(
+            "sim scene", "sphere_diameter", self.sphere_diameter, low=0, high=0.1,
+            low_open=True, high_open=True,
+        )  # fmt: skip
+        check_number("sim scene", "moving_speed", self.moving_speed, low=0)
         lo, hi = self.start_height
         _require(0.05 <= lo <= hi <= 0.6, "start_height must be (low, high) within 0.05..0.6 m")
-        _require(self.start_joint_noise >= 0.0, "start_joint_noise must be >= 0")
+        check_number("sim scene", "start_joint_noise", self.start_joint_noise, low=0)
 
     @property
     def sphere_radius(self) -> float:
@@ -110,9 +113,9 @@ class CameraConfig:
     max_blur_sigma: float = 0.8
 
     def __post_init__(self) -> None:
-        _require(0.0 < self.fps <= 240.0, "camera fps must be in (0, 240]")
-        _require(self.noise_std >= 0.0, "camera noise_std must be >= 0")
-        _require(self.max_blur_sigma >= 0.0, "camera max_blur_sigma must be >= 0")
+        check_number("sim camera", "fps", self.fps, low=0, high=240, low_open=True)
+        check_number("sim camera", "noise_std", self.noise_std, low=0)
+        check_number("sim camera", "max_blur_sigma", self.max_blur_sigma, low=0)
 
 
 @dataclass(frozen=True)
@@ -145,5 +148,30 @@ class SimConfig:
     substep_s: float = 0.005
 
     def __post_init__(self) -> None:
-        _require(0 <= self.clutter <= 20, "clutter must be in 0..20")
-        _require(0.0 < self.substep_s <= 0.02, "substep_s must be in (0, 0.02]")
+        check_number("sim", "clutter", self.clutter, low=0, high=20, whole=True)
+        check_number("sim", "substep_s", self.substep_s, low=0, high=0.02, low_open=True)
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    """The `[sim]` section and the sim's flags: what a user picks of the simulation."""
+
+    gap: str = "default"  # a dynamics-gap preset: none | default | large
+    moving: bool = False
+    clutter: int = 0
+    # The wrist camera's ROS camera_info YAML; None: drivers/sim/wrist_camera.yaml.
+    camera_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.gap not in GAP_PRESETS:
+            raise ConfigError(f"sim: gap must be one of {', '.join(GAP_PRESETS)}, not {self.gap!r}")
+        _require(isinstance(self.moving, bool), "moving must be true or false")
+        check_number("sim", "clutter", self.clutter, low=0, high=20, whole=True)
+
+    def sim_config(self) -> SimConfig:
+        return SimConfig(
+            gap=gap_preset(self.gap),
+            moving=self.moving,
+            clutter=self.clutter,
+            camera_file=self.camera_file,
+        )

@@ -3,7 +3,7 @@
 It reads what no controller on a real robot can (the sphere's true position, the arm's
 true joints, whether the sphere is held) and answers in the controller's own currency:
 an 8-vector in [-1, 1], joint deltas over the bundle's ``action_scale`` plus the gripper
-(> 0 closes). :class:`ExpertPipeline` wears the inference pipeline's methods, so the
+(> 0 closes). :class:`ExpertPolicy` is a :class:`grasprt.types.Policy`, so the
 expert acts through the very loop, limiter, clock and camera a network does, and its
 success rates compare with a network's one for one.
 
@@ -20,14 +20,17 @@ States (the paper's s0/s1/s2, plus the lift and the recovery after a failed clos
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from grasprt.bundle import MASK_SIZE, N_JOINTS, STATE_SIZE
 from grasprt.drivers.sim.grasp import closed_on_sphere, sphere_in_fingers
 from grasprt.drivers.sim.ik import solve_ik
 from grasprt.drivers.sim.world import SimWorld
 from grasprt.errors import ConfigError
+from grasprt.types import Observation
 
 STATES = ("approach", "descend", "close", "lift", "reopen")
 
@@ -274,36 +277,28 @@ class Expert:
         largest = float(np.max(np.abs(dq)))
         if largest > 1.0:
             dq /= largest  # keep the direction: the line stays a line
-        out = np.empty(8, dtype=np.float32)
-        out[:7] = dq
-        out[7] = gripper
+        out = np.empty(STATE_SIZE, dtype=np.float32)
+        out[:N_JOINTS] = dq
+        out[N_JOINTS] = gripper
         return out
 
 
-class ExpertPipeline:
-    """The inference pipeline's interface, with the expert in the controller's place.
+class ExpertPolicy:
+    """The scripted expert as a :class:`grasprt.types.Policy`.
 
-    The segmenter is not run (the expert does not look); the mask buffers exist so the
-    loop and the recorder see the same shapes as with a network.
+    It does not look (no segmenter runs); the mask it reports is the simulator's true
+    one when the camera knows it, so the record still shows what was there.
     """
+
+    stages = ("expert",)
 
     def __init__(self, expert: Expert) -> None:
         self.expert = expert
-        self.mask = np.zeros((1, 1, 100, 100), dtype=np.float32)
-        self.prob = self.mask
+        self.mask = np.zeros((1, 1, MASK_SIZE, MASK_SIZE), dtype=np.float32)
 
-    def set_state(self, q: np.ndarray, gripper: float) -> None:
-        """The loop hands the state before the image; the expert reads it in `control`."""
-
-    def segment(self, view: np.ndarray) -> np.ndarray:
-        return self.prob
-
-    def threshold(self, prob: np.ndarray | None = None) -> np.ndarray:
-        return self.mask
-
-    def set_mask(self, mask: np.ndarray) -> np.ndarray:
-        np.copyto(self.mask[0, 0], mask)
-        return self.mask
-
-    def control(self, q: np.ndarray, gripper: float) -> np.ndarray:
-        return self.expert.action(q)
+    def step(self, obs: Observation, mark: Callable[[str], None]) -> np.ndarray:
+        if obs.truth_mask is not None:
+            np.copyto(self.mask[0, 0], obs.truth_mask)
+        action = self.expert.action(obs.q)
+        mark("expert")
+        return action

@@ -3,7 +3,7 @@
 The world keeps its own time on a fixed grid of `substep_s` steps, anchored at the
 clock's time of the last reset. Every public read or command first advances it to the
 clock's present (:meth:`SimWorld.advance_to`), so the same code serves a fast
-:class:`~grasprt.runtime.clock.SimClock` run (deterministic given the seed and the
+:class:`~grasprt.clock.SimClock` run (deterministic given the seed and the
 calls) and a real-time run on a monotonic clock. One re-entrant lock guards it all:
 the camera thread and the loop thread both call in.
 """

@@ -33,7 +33,9 @@ import click
 import torch
 
 from grasprt.bundle import MANIFEST, load_bundle
+from grasprt.config import RunConfig
 from grasprt.drivers.sim.expert import ExpertConfig
+from grasprt.evaluation.evaluate import AttemptsStopped, eval_config, evaluate
 from grasprt.export.checkpoints import (
     controller_normalisation,
     load_controller,
@@ -42,7 +44,6 @@ from grasprt.export.checkpoints import (
 from grasprt.export.models import Segmenter
 from grasprt.export.onnx_export import CONTROLLER_FILE, SEGMENTER_FILE, export_bundle
 from grasprt.export.reference.dagger import DaggerConfig, run_dagger
-from grasprt.runtime.evaluate import AttemptsStopped, EvalConfig, evaluate
 
 # (name, eval settings): the issue's "what must be shown", the bundle and the expert.
 EVALS: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -117,7 +118,7 @@ def scaffold_bundle(work: Path) -> Path:
     return out
 
 
-def _one_eval(cfg: EvalConfig) -> dict[str, Any]:
+def _one_eval(cfg: RunConfig) -> dict[str, Any]:
     started = time.monotonic()
     s = evaluate(cfg).summary()
     s["wall_s"] = round(time.monotonic() - started, 1)
@@ -130,7 +131,7 @@ def run_evals(
     """Every setting of the figures table; `jobs` > 1 runs settings in parallel processes."""
     size = {"grid": 2, "repeats": 1, "max_steps": 40} if quick else {}
     todo = {
-        name: EvalConfig(bundle=str(bundle), seed=seed, **size, **extra)
+        name: eval_config(str(bundle), seed=seed, **size, **extra)
         for name, extra in EVALS + tuple((n, {**e, "expert": True}) for n, e in EXPERT_EVALS)
     }
     out: dict[str, dict[str, Any]] = {}

@@ -6,7 +6,7 @@ pooled, and the policy is trained on the pool with Adam (lr 1e-3, batch 64) on t
 squared L2 loss over the 8 outputs. The inputs are the simulator's true masks (the
 segmenter is trained apart) and the measured joints, as the runtime will feed them.
 
-Episodes run through :func:`grasprt.runtime.evaluate.run_attempts`: the very loop,
+Episodes run through :func:`grasprt.evaluation.evaluate.run_attempts`: the very loop,
 limiter and clock of `grasprt run`, with the torch policy in the ONNX pipeline's place.
 Sphere position, start pose, look and the dynamics-gap knobs are drawn per episode.
 """
@@ -22,14 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from grasprt.config import RunConfig
+from grasprt.bundle import MASK_SIZE, N_JOINTS, STATE_SIZE
 from grasprt.drivers.sim.config import GAP_PRESETS, GapConfig, SceneConfig, SimConfig
 from grasprt.drivers.sim.expert import Expert
+from grasprt.evaluation.evaluate import Attempt, eval_config, run_attempts, sim_expert
 from grasprt.export.checkpoints import controller_normalisation, load_controller
 from grasprt.export.defaults import DEFAULT_ACTION_SCALE, state_normalisation
 from grasprt.export.models import Controller, ControllerGraph
 from grasprt.profiles import SAWYER
-from grasprt.runtime.evaluate import Attempt, run_attempts, sim_expert
+from grasprt.types import Observation
 
 MASK_CELLS = 100 * 100
 
@@ -189,31 +190,28 @@ class Dataset:
         )
 
 
-class PolicyPipeline:
-    """The torch policy in the controller's place, fed the simulator's true masks."""
+class TorchPolicy:
+    """The torch policy as a :class:`grasprt.types.Policy`, on the simulator's true masks."""
+
+    stages = ("torch_policy",)
 
     def __init__(self, policy: ControllerGraph | None) -> None:
         self.policy = policy
-        self.mask = np.zeros((1, 1, 100, 100), dtype=np.float32)
-        self.state = np.zeros((1, 8), dtype=np.float32)
+        self.mask = np.zeros((1, 1, MASK_SIZE, MASK_SIZE), dtype=np.float32)
+        self.state = np.zeros((1, STATE_SIZE), dtype=np.float32)
 
-    def set_state(self, q: np.ndarray, gripper: float) -> None:
-        self.state[0, :7] = q
-        self.state[0, 7] = gripper
+    def observe(self, obs: Observation) -> None:
+        if obs.truth_mask is None:
+            raise RuntimeError("DAgger trains on the simulator's true masks: none came")
+        np.copyto(self.mask[0, 0], obs.truth_mask)
+        self.state[0, :N_JOINTS] = obs.q
+        self.state[0, N_JOINTS] = obs.gripper
 
-    def segment(self, view: np.ndarray) -> np.ndarray:
-        raise RuntimeError("DAgger trains on the simulator's true masks: run with gt_mask")
-
-    def threshold(self, prob: np.ndarray | None = None) -> np.ndarray:
-        raise RuntimeError("DAgger trains on the simulator's true masks: run with gt_mask")
-
-    def set_mask(self, mask: np.ndarray) -> np.ndarray:
-        np.copyto(self.mask[0, 0], mask)
-        return self.mask
-
-    def control(self, q: np.ndarray, gripper: float) -> np.ndarray:
-        self.set_state(q, gripper)
-        return self.act()
+    def step(self, obs: Observation, mark: Callable[[str], None]) -> np.ndarray:
+        self.observe(obs)
+        out = self.act()
+        mark("torch_policy")
+        return out
 
     def act(self) -> np.ndarray:
         assert self.policy is not None
@@ -222,9 +220,11 @@ class PolicyPipeline:
         return out[0].numpy().astype(np.float32)
 
 
-class LabellingPipeline(PolicyPipeline):
+class LabellingPolicy(TorchPolicy):
     """In the controller's place during data collection: the expert labels every state,
     the policy (or, with none, the expert itself) acts. True masks only."""
+
+    stages = ("label_and_act",)
 
     def __init__(
         self,
@@ -240,15 +240,14 @@ class LabellingPipeline(PolicyPipeline):
         # never to the labels.
         self.push = push
 
-    def control(self, q: np.ndarray, gripper: float) -> np.ndarray:
-        self.set_state(q, gripper)
-        label = np.clip(self.expert.action(q), -1.0, 1.0)
+    def step(self, obs: Observation, mark: Callable[[str], None]) -> np.ndarray:
+        self.observe(obs)
+        label = np.clip(self.expert.action(obs.q), -1.0, 1.0)
         self.data.add(self.mask, self.state[0], label)
-        if self.policy is None:
-            return label
-        out = self.act()
-        if self.push is not None:
-            out[:7] += self.push
+        out = label if self.policy is None else self.act()
+        if self.policy is not None and self.push is not None:
+            out[:N_JOINTS] += self.push
+        mark("label_and_act")
         return out
 
 
@@ -287,9 +286,7 @@ def collect(
 ) -> dict[str, Any]:
     """Run one iteration's episodes, each with its own gap and sphere; label all states."""
     x0, x1, y0, y1 = SceneConfig().workspace
-    run_cfg = RunConfig(
-        robot="sim", bundle=bundle, fast=True, max_steps=cfg.max_steps, gt_mask=True
-    )
+    run_cfg = eval_config(bundle, max_steps=cfg.max_steps, gt_mask=True)
     before = len(data)
     outcomes: list[bool] = []
     while len(data) - before < cfg.frames_per_iteration:
@@ -305,10 +302,10 @@ def collect(
             std = rng.uniform(0.0, cfg.perturb_rad)
             push = (rng.normal(0.0, std, 7) / cfg.action_scale).astype(np.float32)
 
-        def factory(run: Any, world: Any, push: np.ndarray | None = push) -> LabellingPipeline:
-            return LabellingPipeline(sim_expert(run, world), policy, data, push)
+        def factory(run: Any, push: np.ndarray | None = push) -> LabellingPolicy:
+            return LabellingPolicy(sim_expert(run), policy, data, push)
 
-        (res,) = run_attempts(run_cfg, [attempt], pipeline_factory=factory, sim=sim)
+        (res,) = run_attempts(run_cfg, [attempt], policy=factory, sim=sim)
         outcomes.append(res.success)
     return {
         "frames": len(data) - before,
@@ -399,9 +396,7 @@ def validate(bundle: str, policy: ControllerGraph, cfg: DaggerConfig) -> dict[st
     """
     x0, x1, y0, y1 = SceneConfig().workspace
     rng = np.random.default_rng([cfg.seed, 0x5E1EC7, 0])
-    run_cfg = RunConfig(
-        robot="sim", bundle=bundle, fast=True, max_steps=cfg.max_steps, gt_mask=True
-    )
+    run_cfg = eval_config(bundle, max_steps=cfg.max_steps, gt_mask=True)
     rates = {}
     for name, gap, moving in VALIDATION:
         attempts = [
@@ -413,7 +408,7 @@ def validate(bundle: str, policy: ControllerGraph, cfg: DaggerConfig) -> dict[st
         results = run_attempts(
             run_cfg,
             attempts,
-            pipeline_factory=lambda run, world: PolicyPipeline(policy),
+            policy=lambda run: TorchPolicy(policy),
             sim=SimConfig(gap=GAP_PRESETS[gap], moving=moving),
         )
         rates[name] = float(np.mean([r.success for r in results]))

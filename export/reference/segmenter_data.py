@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from grasprt.clock import SimClock
 from grasprt.drivers.sim.config import SceneConfig, SimConfig
 from grasprt.drivers.sim.factory import make_sim
 from grasprt.drivers.sim.ik import ik_residual, solve_ik
 from grasprt.drivers.sim.scene import CLUTTER_RGB
 from grasprt.export.defaults import sim_camera_fallback
 from grasprt.export.reference.backgrounds import BackgroundSource
-from grasprt.runtime.clock import SimClock
 
 CELL = 4
 MODEL_SIZE = 400

@@ -68,9 +68,15 @@ def test_help_teaches() -> None:
         (["run", "--robot", "ur5"], "--robot"),
         (["run", "--bundle", "/nonexistent/bundle"], "/nonexistent/bundle"),
         (["run", "--robot", "sawyer"], "--camera"),
-        (["run", "--fast", "--camera", "opencv:0"], "--fast"),
+        (["run", "--clock", "sim", "--camera", "opencv:0"], "--clock sim"),
+        (["run", "--fast"], "--fast is now --clock sim"),
+        (["eval", "--realtime"], "--clock wall"),
+        (["bench", "--max"], "--clock sim"),
+        (["run", "--robot", "sawyer", "--camera", "opencv:0", "--gap", "large"], "--gap"),
+        (["run", "--gt-mask", "--robot", "sawyer", "--camera", "opencv:0"], "--gt-mask"),
+        (["eval", "--robot", "sawyer"], "--robot"),
         (["run", "--config", "/nonexistent.toml"], "/nonexistent.toml"),
-        (["run", "--provider", "cuda", "--fast", "--max-steps", "1"], "cuda"),
+        (["run", "--provider", "cuda", "--clock", "sim", "--max-steps", "1"], "cuda"),
         (["check", "/nonexistent/bundle"], "/nonexistent/bundle"),
     ],
 )
@@ -83,7 +89,7 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
 def test_bad_config_file_names_the_setting(tmp_path: Path) -> None:
     cfg = tmp_path / "run.toml"
     cfg.write_text("[limiter]\nvelocity_factr = 0.3\n")
-    proc = grasprt("run", "--config", str(cfg), "--fast")
+    proc = grasprt("run", "--config", str(cfg), "--clock", "sim")
     assert proc.returncode == 2
     assert "velocity_factr" in one_line_error(proc)
 
@@ -95,14 +101,16 @@ def test_tampered_bundle_is_refused_before_anything_starts(
         (good_bundle / "controller.onnx").read_bytes() + b"\0"
     )
     rec = tmp_path / "never.mcap"
-    proc = grasprt("run", "--bundle", str(good_bundle), "--fast", "--record", str(rec))
+    proc = grasprt("run", "--bundle", str(good_bundle), "--clock", "sim", "--record", str(rec))
     assert proc.returncode == 2
     assert "sha256" in one_line_error(proc)
     assert not rec.exists()  # refused before the record (and the drivers) started
 
 
 def test_unwritable_record_is_refused(good_bundle: Path) -> None:
-    proc = grasprt("run", "--bundle", str(good_bundle), "--fast", "--record", "/nonexistent/x.mcap")
+    proc = grasprt(
+        "run", "--bundle", str(good_bundle), "--clock", "sim", "--record", "/nonexistent/x.mcap"
+    )
     assert proc.returncode == 2
     assert "/nonexistent/x.mcap" in one_line_error(proc)
 
@@ -110,7 +118,7 @@ def test_unwritable_record_is_refused(good_bundle: Path) -> None:
 def test_existing_record_is_never_overwritten(good_bundle: Path, tmp_path: Path) -> None:
     rec = tmp_path / "keep.mcap"
     rec.write_bytes(b"an earlier flight")
-    proc = grasprt("run", "--bundle", str(good_bundle), "--fast", "--record", str(rec))
+    proc = grasprt("run", "--bundle", str(good_bundle), "--clock", "sim", "--record", str(rec))
     assert proc.returncode == 2
     one_line_error(proc)
     assert rec.read_bytes() == b"an earlier flight"
@@ -122,7 +130,8 @@ def test_run_json_has_the_documented_keys(good_bundle: Path, tmp_path: Path) -> 
         "run",
         "--bundle",
         str(good_bundle),
-        "--fast",
+        "--clock",
+        "sim",
         "--episodes",
         "2",
         "--max-steps",
@@ -157,7 +166,8 @@ def test_nan_controller_exits_3_with_a_readable_record(nan_bundle: Path, tmp_pat
         "run",
         "--bundle",
         str(nan_bundle),
-        "--fast",
+        "--clock",
+        "sim",
         "--episodes",
         "3",
         "--json",
@@ -172,7 +182,7 @@ def test_nan_controller_exits_3_with_a_readable_record(nan_bundle: Path, tmp_pat
     assert s["faults"][0]["episode"] == 0 and "non-finite" in s["faults"][0]["reason"]
     r = read_record(rec)
     assert r.complete
-    assert [c["verdict"] for c in r.cycles] == ["fault"]
+    assert [c["verdict"] for c in r.cycles] == ["stop"]
     assert r.cycles[0]["command"] is None  # nothing was commanded
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,6 +17,7 @@ from grasprt.drivers.devices import (
     devices_cmd,
     format_devices,
     list_devices,
+    serial_ports,
     v4l2_devices,
 )
 from grasprt.drivers.realsense import INSTALL_HINT
@@ -48,11 +50,46 @@ def test_text_lists_each_section_and_says_none_found() -> None:
             assert f"{title}\n  none found" in result.output
 
 
-def test_serial_ports_match_pyserial() -> None:
-    from serial.tools import list_ports
+def usb_port(device: str, vid: int, pid: int, serial_number: str | None) -> Any:
+    """A port as pyserial's own ListPortInfo describes a USB adapter."""
+    from serial.tools.list_ports_common import ListPortInfo
 
-    listed = [d["device"] for d in list_devices()["serial"]["devices"]]
-    assert listed == sorted(p.device for p in list_ports.comports())
+    port = ListPortInfo(device, skip_link_detection=True)
+    port.vid, port.pid, port.serial_number = vid, pid, serial_number
+    port.location, port.product = "1-2", "FT232R USB UART"
+    port.apply_usb_info()
+    return port
+
+
+def test_serial_ports_sorted_and_described(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serial.tools import list_ports
+    from serial.tools.list_ports_common import ListPortInfo
+
+    # pyserial lists by glob pattern (ttyS*, then ttyUSB*, then ttyACM*), not by name.
+    ports = [
+        ListPortInfo("/dev/ttyS0", skip_link_detection=True),
+        usb_port("/dev/ttyUSB1", 0x0403, 0x6001, "A50285BI"),
+        usb_port("/dev/ttyACM0", 0x2341, 0x0043, None),
+    ]
+    monkeypatch.setattr(list_ports, "comports", lambda: list(ports))
+    section = serial_ports()
+    assert section["available"] and section["note"] is None
+    devices = section["devices"]
+    assert [d["device"] for d in devices] == ["/dev/ttyACM0", "/dev/ttyS0", "/dev/ttyUSB1"]
+    usb = devices[2]
+    assert usb == {
+        "device": "/dev/ttyUSB1",
+        "description": "FT232R USB UART",
+        "hwid": "USB VID:PID=0403:6001 SER=A50285BI LOCATION=1-2",
+        "serial_number": "A50285BI",
+    }
+    json.dumps(section)  # what --json prints: plain values only
+    empty = {"available": True, "note": None, "devices": []}
+    lines = format_devices({"realsense": empty, "v4l2": empty, "serial": section})
+    serial_lines = lines.split("Serial ports:\n", 1)[1].splitlines()
+    assert serial_lines[0] == "  /dev/ttyACM0  FT232R USB UART  USB VID:PID=2341:0043 LOCATION=1-2"
+    assert serial_lines[1] == "  /dev/ttyS0  n/a  n/a"
+    assert serial_lines[2].endswith("LOCATION=1-2  serial A50285BI")
 
 
 def test_missing_pyrealsense2_is_a_note_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:

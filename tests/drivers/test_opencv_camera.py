@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from grasprt.calibration.camera_info import save_camera_info
+from grasprt.drivers.capture_camera import CaptureSettings
 from grasprt.drivers.newest_frame import EndOfStream, NewestFrame
 from grasprt.drivers.opencv_camera import OpenCVCamera, opencv_has_gstreamer, v4l2_capture_stamp
 from grasprt.errors import DriverError
@@ -60,7 +61,7 @@ def camera_factory() -> Iterator[list[OpenCVCamera]]:
 
 
 def open_file(cameras: list[OpenCVCamera], path: Path, **kwargs: object) -> OpenCVCamera:
-    cam = OpenCVCamera(str(path), kind="file", **kwargs)  # type: ignore[arg-type]
+    cam = OpenCVCamera(str(path), CaptureSettings(**kwargs), kind="file")  # type: ignore[arg-type]
     cameras.append(cam)
     cam.connect()
     return cam
@@ -166,8 +167,8 @@ def test_calibration_file_gives_intrinsics(clip: Path, tmp_path: Path, camera_fa
 
 def test_calibration_for_another_size_is_refused(clip: Path, tmp_path: Path) -> None:
     save_camera_info(tmp_path / "cam.yaml", Intrinsics(640, 480, 500.0, 500.0, 320.0, 240.0))
-    cam = OpenCVCamera(str(clip), kind="file", calibration=tmp_path / "cam.yaml")
-    with pytest.raises(DriverError, match=r"is for 640x480 but the camera gives 64x48"):
+    cam = OpenCVCamera(str(clip), CaptureSettings(calibration=tmp_path / "cam.yaml"), kind="file")
+    with pytest.raises(DriverError, match=r"is for 640x480 but the stream is 64x48$"):
         cam.connect()
 
 
@@ -187,7 +188,7 @@ def test_a_file_that_is_not_video_is_a_driver_error(tmp_path: Path) -> None:
 
 def test_an_empty_video_says_so(tmp_path: Path) -> None:
     path = write_video(tmp_path / "empty.avi", 0)
-    cam = OpenCVCamera(str(path), kind="file", first_frame_timeout_s=2.0)
+    cam = OpenCVCamera(str(path), CaptureSettings(first_frame_timeout_s=2.0), kind="file")
     with pytest.raises(DriverError, match=r": the video has no frames$"):
         cam.connect()
 

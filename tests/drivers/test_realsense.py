@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from grasprt.calibration.camera_info import save_camera_info
+from grasprt.drivers.capture_camera import CaptureSettings
 from grasprt.drivers.realsense import (
     INSTALL_HINT,
     RealSenseCamera,
@@ -126,7 +127,8 @@ def cameras() -> Iterator[list[RealSenseCamera]]:
 
 
 def play(opened: list[RealSenseCamera], path: Path, **kwargs: object) -> RealSenseCamera:
-    cam = RealSenseCamera(recording=path, pace=False, **kwargs)  # type: ignore[arg-type]
+    settings = CaptureSettings(pace=False, **kwargs)  # type: ignore[arg-type]
+    cam = RealSenseCamera(settings=settings, recording=path)
     opened.append(cam)
     cam.connect()
     return cam
@@ -246,14 +248,17 @@ def test_calibration_file_overrides_factory_intrinsics(
 @needs_rs
 def test_calibration_for_another_size_is_refused(recording: Path, tmp_path: Path) -> None:
     save_camera_info(tmp_path / "cam.yaml", Intrinsics(640, 480, 600.0, 600.0, 320.0, 240.0))
-    cam = RealSenseCamera(recording=recording, pace=False, calibration=tmp_path / "cam.yaml")
-    with pytest.raises(DriverError, match=r"is for 640x480 but the stream is 160x120"):
+    settings = CaptureSettings(pace=False, calibration=tmp_path / "cam.yaml")
+    cam = RealSenseCamera(settings=settings, recording=recording)
+    with pytest.raises(DriverError, match=r"is for 640x480 but the stream is 160x120$"):
         cam.connect()
 
 
 @needs_rs
 def test_asking_a_recording_for_a_mode_it_lacks(recording: Path) -> None:
-    cam = RealSenseCamera(recording=recording, width=1280, height=720, fps=30)
+    cam = RealSenseCamera(
+        settings=CaptureSettings(width=1280, height=720, fps=30), recording=recording
+    )
     with pytest.raises(DriverError, match=f"cannot play {recording}") as err:
         cam.connect()
     assert "\n" not in str(err.value)

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from bundle_factory import color_segmenter, ramp_controller, write_bundle
 
+from grasprt.clock import SimClock
 from grasprt.drivers.sim.config import SimConfig
 from grasprt.drivers.sim.factory import make_sim
 from grasprt.profiles import SAWYER
-from grasprt.runtime.clock import SimClock
 from grasprt.runtime.record_reader import read_record
 
 rs = pytest.importorskip("pyrealsense2", reason="pyrealsense2 unusable (libusb-1.0-0 missing?)")

@@ -17,10 +17,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from grasprt.drivers.sawyer import INTERA_MISSING, InteraSdk, SawyerRobot
+from grasprt.clock import SimClock
+from grasprt.drivers.sawyer import (
+    INTERA_GRIPPER_OPEN_M,
+    INTERA_MISSING,
+    InteraSdk,
+    SawyerRobot,
+)
 from grasprt.errors import ConfigError, DriverError
 from grasprt.profiles import SAWYER
-from grasprt.runtime.clock import SimClock
 from grasprt.types import JointCommand, Robot
 
 # The robot publishes joints in its own order, with the head joint mixed in.
@@ -45,7 +50,7 @@ class StandInRobot:
         default_factory=lambda: {n: 0.1 * i - 0.3 for i, n in enumerate(ROBOT_ORDER)}
     )
     assembly: AssemblyState = field(default_factory=AssemblyState)
-    gripper_m: float = 0.041667
+    gripper_m: float = INTERA_GRIPPER_OPEN_M
     gripping: bool = False
     gripper_error: bool = False
     calibrated: bool = False
@@ -111,7 +116,7 @@ def standin_sdk(robot: StandInRobot) -> InteraSdk:
             robot.command_timeout = timeout
 
     class Gripper:
-        MAX_POSITION = 0.041667
+        MAX_POSITION = INTERA_GRIPPER_OPEN_M
 
         def __init__(self, ee_name: str = "right_gripper", calibrate: bool = True) -> None:
             if calibrate and not robot.calibrated:
@@ -200,11 +205,11 @@ def test_standin_intera_commands_radians_by_name(
 def test_standin_intera_gripper_metres_normalised_to_closed_fraction(
     sawyer: SawyerRobot, standin: StandInRobot
 ) -> None:
-    standin.gripper_m = 0.041667
+    standin.gripper_m = INTERA_GRIPPER_OPEN_M
     assert sawyer.read_state().gripper == pytest.approx(0.0)
     standin.gripper_m = 0.0
     assert sawyer.read_state().gripper == pytest.approx(1.0)
-    standin.gripper_m = 0.041667 / 4
+    standin.gripper_m = INTERA_GRIPPER_OPEN_M / 4
     assert sawyer.read_state().gripper == pytest.approx(0.75)
     standin.gripping = True
     assert sawyer.read_state().object_held is True

@@ -14,20 +14,42 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
-from bundle_factory import color_segmenter, ramp_controller, write_bundle
+from bundle_factory import (
+    action_output,
+    color_segmenter,
+    const,
+    image_input,
+    make_model,
+    mask_value,
+    ramp_controller,
+    state_input,
+    write_bundle,
+)
+from onnx import TensorProto, helper
 
+from grasprt.bench_cmd import _eager_pair
 from grasprt.bundle import load_bundle
+from grasprt.config import InferenceSettings, RunConfig, build_run_config
+from grasprt.drivers.registry import build_drivers, robot_settings_types
+from grasprt.drivers.sim.views import held_out_views
 from grasprt.errors import ConfigError
 from grasprt.profiles import SAWYER
 from grasprt.runtime import realtime
-from grasprt.runtime.bench import BenchSpec, json_ready, run_bench, tune
-from grasprt.runtime.inference import InferenceConfig, Pipeline
+from grasprt.runtime.bench import BenchParts, json_ready, run_bench, tune
+from grasprt.runtime.inference import Pipeline
 from grasprt.runtime.stress import stress
 
 REPO = Path(__file__).resolve().parents[2]
 PLACEHOLDER = REPO / "models" / "placeholder"
 TIMED = ("p50", "p90", "p99", "p999", "max")
+PARTS = BenchParts(make_drivers=build_drivers, views=held_out_views, eager=_eager_pair)
+
+
+def bench_config(file: Path | None = None, **flags: object) -> RunConfig:
+    """The configuration `grasprt bench` builds, from flags named as config keys."""
+    return build_run_config(file, flags, robots=robot_settings_types())
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +58,56 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tmp_path_factory.mktemp("bench") / "b",
         color_segmenter(),
         ramp_controller(list(SAWYER.neutral)),
+    )
+
+
+# A segmenter and a controller with every op the FLOP count counts (Conv, Gemm, MatMul),
+# small enough to run at the loop's rate on 2 cores. Their work, from the layer shapes:
+#   conv1: 3 -> 4 channels, 4x4 kernel, stride 4: out 4x100x100, each 3*4*4 MACs
+#   conv2: 4 -> 1 channel, 3x3 kernel, pad 1:     out 1x100x100, each 4*3*3 MACs
+#   fc1 (Gemm, transB): mask 10000 -> 16:          16 outputs, each 10000 MACs
+#   fc2 (MatMul): [fc1, state] 24 -> 8:             8 outputs, each 24 MACs
+# and a FLOP is counted as 2 per multiply-add.
+SEG_FLOPS = 2 * (4 * 100 * 100 * 3 * 4 * 4 + 1 * 100 * 100 * 4 * 3 * 3)
+CTL_FLOPS = 2 * (16 * 10_000 + 8 * 24)
+
+
+def conv_segmenter() -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Cast", ["image"], ["rgb"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", ["rgb"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "w1", "b1"], ["c1"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Sigmoid", ["c2"], ["mask"]),
+    ]
+    consts = [
+        const("w1", rng.normal(0.0, 0.01, (4, 3, 4, 4))),
+        const("b1", np.zeros(4)),
+        const("w2", rng.normal(0.0, 0.1, (1, 4, 3, 3))),
+    ]
+    return make_model("segmenter", nodes, [image_input()], [mask_value()], consts)
+
+
+def gemm_controller() -> onnx.ModelProto:
+    rng = np.random.default_rng(1)
+    nodes = [
+        helper.make_node("Flatten", ["mask"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "w1"], ["h"], transB=1),
+        helper.make_node("Concat", ["h", "state"], ["hs"], axis=1),
+        helper.make_node("MatMul", ["hs", "w2"], ["pre"]),
+        helper.make_node("Tanh", ["pre"], ["action"]),
+    ]
+    # fc2's weights are zero: the arm stays put, so 60 cycles never end in a fault.
+    consts = [const("w1", rng.normal(0.0, 0.01, (16, 10_000))), const("w2", np.zeros((24, 8)))]
+    return make_model("controller", nodes, [mask_value(), state_input()], [action_output()], consts)
+
+
+@pytest.fixture(scope="module")
+def conv_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_bundle(
+        tmp_path_factory.mktemp("bench_conv") / "b", conv_segmenter(), gemm_controller()
     )
 
 
@@ -54,21 +126,27 @@ def _check_percentiles(d: dict) -> None:
 
 
 @pytest.mark.parametrize("fused", [False, True])
-def test_bench_fast_loop_stage_times_add_up_to_the_cycle(bundle_dir: Path, fused: bool) -> None:
-    spec = BenchSpec(
-        bundle=str(bundle_dir),
-        cycles=60,
-        max_rate=True,
-        model_reps=5,
-        realtime=False,
-        inference=InferenceConfig(intra_op_threads=1, fused=fused),
+def test_bench_fast_loop_stage_times_add_up_to_the_cycle(
+    conv_bundle_dir: Path, fused: bool
+) -> None:
+    cfg = bench_config(
+        bundle=str(conv_bundle_dir),
+        clock="sim",
+        sched="normal",
+        **{"bench.cycles": 60, "bench.model_reps": 5},
+        **{"inference.intra_op_threads": 1, "inference.fused": fused},
     )
-    r = run_bench(spec)
+    r = run_bench(cfg, PARTS)
     assert r["cycles"] == 60 and r["overruns"] == 0 and not r["faults"]
     assert r["fused"] is fused
     for key in ("cycle_ms", "lateness_ms"):
         _check_percentiles(r[key])
-    assert set(r["stages"]) >= {"frame_wait", "model_view", "segmenter", "controller", "record"}
+    models = {"segmenter+controller"} if fused else {"segmenter", "threshold", "controller"}
+    assert set(r["stages"]) == {"frame_wait", "state_read", "model_view", *models} | {
+        "limiter",
+        "command",
+        "record",
+    }
     for st in r["stages"].values():
         _check_percentiles(st)
     assert r["models_only_ms"]["sum"] == pytest.approx(
@@ -82,22 +160,24 @@ def test_bench_fast_loop_stage_times_add_up_to_the_cycle(bundle_dir: Path, fused
     gap = run.cycle_ms[ok] - sums
     assert np.all(gap >= 0)
     assert np.all(gap <= 0.05 * run.cycle_ms[ok] + 0.5)
-    # The factory's graphs have no Conv, Gemm or MatMul: nothing to count.
-    assert r["gflops_per_cycle"] == 0.0 and r["peak_gflops"] > 0
+    # The work per cycle is the count worked out from the layer shapes, fused or not.
+    assert r["gflops_by_model"] == {"segmenter": SEG_FLOPS / 1e9, "controller": CTL_FLOPS / 1e9}
+    assert r["gflops_per_cycle"] == pytest.approx((SEG_FLOPS + CTL_FLOPS) / 1e9, rel=1e-12)
+    assert r["peak_gflops"] > 0
+    assert r["achieved_gflops"] == pytest.approx(
+        r["gflops_per_cycle"] / (r["models_only_ms"]["sum"] / 1e3)
+    )
     json.dumps(json_ready(r))  # everything reported is JSON
 
 
 def test_bench_real_time_with_stress_reaps_its_neighbours(bundle_dir: Path) -> None:
-    spec = BenchSpec(
+    cfg = bench_config(
         bundle=str(bundle_dir),
-        cycles=15,
-        rate_hz=50.0,
-        model_reps=5,
-        realtime=False,
-        stress=1,
-        inference=InferenceConfig(intra_op_threads=1),
+        sched="normal",
+        **{"bench.cycles": 15, "bench.rate_hz": 50.0, "bench.model_reps": 5, "bench.stress": 1},
+        **{"inference.intra_op_threads": 1},
     )
-    r = run_bench(spec)
+    r = run_bench(cfg, PARTS)
     assert r["rate_hz"] == 50.0 and r["max_rate"] is False
     # A loaded machine may overrun 50 Hz and stop the episode early (a fault, reported):
     # the structure is checked here, not the timing.
@@ -134,7 +214,7 @@ def test_realtime_applies_or_degrades_with_a_note_and_undoes() -> None:
 
 @pytest.mark.slow
 def test_tune_reports_every_setting_and_a_reason(bundle_dir: Path) -> None:
-    t = tune(load_bundle(bundle_dir), reps=3, thread_options=(1,))
+    t = tune(load_bundle(bundle_dir), held_out_views, reps=3, thread_options=(1,))
     s = t.summary()
     ort_settings = [k for k in s["pipeline_p50_ms"] if k.startswith("cpu ")]
     assert len(ort_settings) == 8  # spin x opt level x fused, one thread count
@@ -151,16 +231,14 @@ def test_tune_reports_every_setting_and_a_reason(bundle_dir: Path) -> None:
 @pytest.mark.skipif(not (PLACEHOLDER / "bundle.json").exists(), reason="no placeholder bundle")
 def test_compare_torch_uses_the_same_weights() -> None:
     pytest.importorskip("torch")
-    spec = BenchSpec(
+    cfg = bench_config(
         bundle=str(PLACEHOLDER),
-        cycles=3,
-        max_rate=True,
-        model_reps=5,
-        realtime=False,
-        record=False,
-        compare_torch=True,
+        clock="sim",
+        sched="normal",
+        **{"bench.cycles": 3, "bench.model_reps": 5, "bench.record": False},
+        **{"bench.compare_torch": True},
     )
-    r = run_bench(spec)
+    r = run_bench(cfg, PARTS)
     assert r["torch_parity_max_abs_err"] < 1e-4
     for key in ("torch_ms", "speedup_vs_torch"):
         assert set(r[key]) == {"segmenter", "controller", "sum"}
@@ -183,7 +261,7 @@ def test_bench_cli_writes_json_and_plot(bundle_dir: Path, tmp_path: Path) -> Non
     pytest.importorskip("matplotlib")
     out, png = tmp_path / "b.json", tmp_path / "b.png"
     proc = _cli(
-        "--bundle", str(bundle_dir), "--cycles", "20", "--max", "--threads", "1",
+        "--bundle", str(bundle_dir), "--cycles", "20", "--clock", "sim", "--threads", "1",
         "--model-reps", "5", "--json", str(out), "--plot", str(png),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -202,10 +280,12 @@ def test_bench_cli_writes_json_and_plot(bundle_dir: Path, tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (("--rate", "0"), "--rate"),
-        (("--rate", "10", "--max"), "exclude"),
-        (("--cycles", "0"), "--cycles"),
-        (("--stress", "-1"), "--stress"),
+        (("--rate", "0"), "rate_hz"),
+        (("--rate", "10", "--clock", "sim"), "exclude"),
+        (("--cycles", "0"), "cycles"),
+        (("--stress", "-1"), "stress"),
+        (("--max",), "--clock sim"),
+        (("--clock", "sim", "--camera", "opencv:0"), "simulated camera"),
         (("--threads", "0"), "threads"),
         (("--json", "/no/such/folder/b.json"), "--json"),
     ],
@@ -217,18 +297,28 @@ def test_bench_bad_input_is_one_line_exit_2(args: tuple[str, ...], words: str) -
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in proc.stderr
 
 
-def test_bench_spec_validates() -> None:
-    with pytest.raises(ConfigError, match="sim camera"):
-        BenchSpec(max_rate=True, camera="opencv:0")
+def test_bench_takes_the_config_file_floor_to_its_limiter(bundle_dir: Path, tmp_path: Path) -> None:
+    # `grasprt bench --config` once built its settings by hand and never saw the file.
+    toml = tmp_path / "arm.toml"
+    toml.write_text("[limiter]\nfloor_z = 0.123\nfloor_clearance = 0.004\n[bench]\ncycles = 4\n")
+    out = tmp_path / "b.json"
+    proc = _cli(
+        "--bundle", str(bundle_dir), "--config", str(toml), "--clock", "sim", "--threads", "1",
+        "--model-reps", "5", "--no-recording", "--json", str(out), "--quiet",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    assert r["limiter_floor_m"] == pytest.approx(0.127)
+    assert r["cycles"] == 4
 
 
 def test_openvino_backend_runs_the_same_graphs(bundle_dir: Path) -> None:
     pytest.importorskip("openvino")
-    from grasprt.runtime.quantize import sim_frames
+    from grasprt.drivers.sim.views import held_out_views as sim_frames
 
     b = load_bundle(bundle_dir)
-    ort_p = Pipeline(b, InferenceConfig(intra_op_threads=1))
-    ov_p = Pipeline(b, InferenceConfig(provider="openvino", intra_op_threads=1))
+    ort_p = Pipeline(b, InferenceSettings(intra_op_threads=1))
+    ov_p = Pipeline(b, InferenceSettings(provider="openvino", intra_op_threads=1))
     q = np.asarray(SAWYER.neutral, dtype=np.float32) + 0.1
     for frame in sim_frames(b, [21, 22]):
         for p in (ort_p, ov_p):
@@ -247,14 +337,14 @@ def test_openvino_refuses_a_precision_the_cpu_lacks(bundle_dir: Path) -> None:
     from grasprt.runtime import openvino_backend
 
     b = load_bundle(bundle_dir)
-    cfg = InferenceConfig(provider="openvino", precision="bf16", intra_op_threads=1)
+    cfg = InferenceSettings(provider="openvino", precision="bf16", intra_op_threads=1)
     if "BF16" in openvino_backend.capabilities():
         # Natively supported: the IoU gate decides, and its verdict is kept.
-        p = Pipeline(b, cfg)
+        p = Pipeline(b, cfg, views=held_out_views)
         assert p.gate is not None and p.gate.passed
     else:
         with pytest.raises(ConfigError, match="BF16"):
-            Pipeline(b, cfg)
+            Pipeline(b, cfg, views=held_out_views)
 
 
 def test_loop_priorities_rank_threads_and_restore_everything() -> None:

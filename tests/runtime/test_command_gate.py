@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from grasprt.runtime.command_gate import CommandGate
-from grasprt.types import JointCommand, Robot, RobotState
+from grasprt.types import JointCommand, RobotState
 
 JOINTS = tuple(f"j{i}" for i in range(7))
 
@@ -59,10 +59,6 @@ class RecordingRobot:
 
 def cmd(x: float = 0.0) -> JointCommand:
     return JointCommand(q=np.full(7, x), gripper_closed=False, stamp=0.0)
-
-
-def test_the_recording_robot_is_a_robot() -> None:
-    assert isinstance(RecordingRobot(), Robot)
 
 
 def test_send_passes_commands_while_open() -> None:

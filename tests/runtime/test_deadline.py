@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from grasprt.clock import MonotonicClock, SimClock
 from grasprt.errors import ConfigError
-from grasprt.runtime.clock import MonotonicClock, SimClock
 from grasprt.runtime.deadline import RateKeeper, Tick
 
 # A power of two, so slot times are exact in binary floating point.

@@ -14,22 +14,24 @@ from bundle_factory import color_segmenter, make_model, ramp_controller, write_b
 from onnx import TensorProto, helper
 
 from grasprt.bundle import load_bundle
-from grasprt.config import RunConfig
+from grasprt.config import InferenceSettings, RunConfig
 from grasprt.drivers.sim.config import SimConfig, gap_preset
+from grasprt.drivers.sim.kind import sim_drivers
+from grasprt.drivers.sim.views import held_out_views as sim_frames
 from grasprt.errors import BundleError
 from grasprt.profiles import SAWYER
 from grasprt.runtime.fused import FUSED_OUTPUTS, fuse
-from grasprt.runtime.inference import InferenceConfig, Pipeline
-from grasprt.runtime.quantize import sim_frames
-from grasprt.runtime.runner import Run, sim_drivers
+from grasprt.runtime.inference import Pipeline
+from grasprt.runtime.runner import Run
 
 REPO = Path(__file__).resolve().parents[2]
 PLACEHOLDER = REPO / "models" / "placeholder"
+TWO_MODEL_STAGES = ("segmenter", "threshold", "controller")
 
 
 def _both(bundle_dir: Path) -> tuple[Pipeline, Pipeline]:
     b = load_bundle(bundle_dir)
-    one = InferenceConfig(intra_op_threads=1)
+    one = InferenceSettings(intra_op_threads=1)
     return Pipeline(b, replace(one, fused=False)), Pipeline(b, replace(one, fused=True))
 
 
@@ -133,11 +135,11 @@ def _commands(tmp_path: Path, fused: bool) -> list[np.ndarray]:
     cfg = RunConfig(
         robot="sim",
         bundle=str(root),
-        fast=True,
+        clock="sim",
         max_steps=25,
-        inference=InferenceConfig(intra_op_threads=1, fused=fused),
+        inference=InferenceSettings(intra_op_threads=1, fused=fused),
     )
-    drivers = sim_drivers(cfg, SAWYER, SimConfig(gap=gap_preset("none")))
+    drivers = sim_drivers(cfg, load_bundle(root), SimConfig(gap=gap_preset("none")))
     sent: list[np.ndarray] = []
     robot = drivers.robot
     original = robot.command
@@ -148,10 +150,13 @@ def _commands(tmp_path: Path, fused: bool) -> list[np.ndarray]:
 
     robot.command = spy
     run = Run(cfg, drivers=drivers)
-    assert (run.pipeline.fused is not None) == fused
+    pipeline = run.policy.pipeline
+    assert (pipeline.fused is not None) == fused
+    # The stage is named for what ran: one fused graph, or the three steps apart.
+    assert run.policy.stages == (("segmenter+controller",) if fused else TWO_MODEL_STAGES)
     report = run.execute()
     assert report.fault is None
-    assert run.pipeline.fused_runs == (len(sent) if fused else 0)
+    assert pipeline.fused_runs == (len(sent) if fused else 0)
     return sent
 
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from grasprt.config import LimiterSettings
 from grasprt.errors import ConfigError
 from grasprt.kinematics import Kinematics
 from grasprt.profiles import SAWYER
@@ -26,6 +27,15 @@ NEUTRAL = np.array(SAWYER.neutral)
 LOWER = np.array(SAWYER.lower)
 UPPER = np.array(SAWYER.upper)
 CFG = LimiterConfig()
+
+
+def config_of(
+    *, rate_hz: object = 10.0, floor: float | None = None, **settings: object
+) -> LimiterConfig:
+    """A limiter config from the settings' knobs, the rate and a floor height."""
+    return LimiterConfig(LimiterSettings(**settings), rate_hz, floor)  # type: ignore[arg-type]
+
+
 MAX_STEP = CFG.max_step(SAWYER)
 SMALL_SCALE = np.full(7, 0.02)  # below every joint's max step (smallest: 0.0664 rad)
 BIG_SCALE = np.full(7, 0.5)  # far above every max step
@@ -46,7 +56,7 @@ def run(
     state: LimiterState | None = None,
     **cfg: object,
 ) -> tuple[LimitResult, LimiterState]:
-    config = LimiterConfig(**cfg) if cfg else CFG
+    config = config_of(**cfg) if cfg else CFG
     return limit(np.asarray(q, float), a, scale, state or LimiterState(), config, SAWYER, KIN)
 
 
@@ -141,7 +151,7 @@ def test_the_step_is_measured_from_the_previous_command() -> None:
 
 def test_a_blocked_arm_is_not_wound_up() -> None:
     state = LimiterState()
-    reach = CFG.tracking_steps * MAX_STEP
+    reach = CFG.settings.tracking_steps * MAX_STEP
     for _ in range(20):
         # The arm never moves; the controller keeps pushing joint 1 down at full speed.
         res, state = run(NEUTRAL, action(0.0, 1.0), BIG_SCALE, state)
@@ -151,7 +161,7 @@ def test_a_blocked_arm_is_not_wound_up() -> None:
 
 
 def test_a_command_far_from_the_arm_is_pulled_back_within_reach() -> None:
-    reach = CFG.tracking_steps * MAX_STEP
+    reach = CFG.settings.tracking_steps * MAX_STEP
     prev = NEUTRAL + 5 * MAX_STEP
     res, _ = run(NEUTRAL, action(0.0), state=LimiterState(prev_command=tuple(prev)))
     np.testing.assert_allclose(res.reference, NEUTRAL + reach)
@@ -162,9 +172,9 @@ def test_a_command_far_from_the_arm_is_pulled_back_within_reach() -> None:
 
 def test_a_joint_stops_at_its_limit_minus_the_margin() -> None:
     q = NEUTRAL.copy()
-    q[0] = UPPER[0] - CFG.joint_margin - 0.01
+    q[0] = UPPER[0] - CFG.settings.joint_margin - 0.01
     res, _ = run(q, action(1.0, 0.5), SMALL_SCALE)
-    assert res.target[0] == UPPER[0] - CFG.joint_margin
+    assert res.target[0] == UPPER[0] - CFG.settings.joint_margin
     assert res.target[1] == q[1] + 0.5 * SMALL_SCALE[1]  # other joints go on
     assert res.status == LimitStatus.JOINT_BOUND
 
@@ -183,7 +193,7 @@ def test_a_joint_outside_the_margin_may_only_move_back_in() -> None:
 def test_the_floor_stops_a_downward_step_just_above_it() -> None:
     floor = KIN.lowest_point_z(NEUTRAL) - 0.005
     # Joint 1 positive lowers the hand at the neutral pose (about 0.36 m/rad).
-    res, _ = run(NEUTRAL, action(0.0, 1.0), BIG_SCALE, floor_z=floor)
+    res, _ = run(NEUTRAL, action(0.0, 1.0), BIG_SCALE, floor=floor)
     assert res.status == LimitStatus.FLOOR
     low = KIN.lowest_point_z(res.target)
     assert floor <= low < floor + 0.001
@@ -196,23 +206,23 @@ def test_the_floor_stops_a_downward_step_just_above_it() -> None:
 
 def test_below_the_floor_only_steps_that_rise_are_allowed() -> None:
     floor = KIN.lowest_point_z(NEUTRAL) + 0.05
-    down, _ = run(NEUTRAL, action(0.0, 1.0), SMALL_SCALE, floor_z=floor)
+    down, _ = run(NEUTRAL, action(0.0, 1.0), SMALL_SCALE, floor=floor)
     np.testing.assert_array_equal(down.target, NEUTRAL)
     assert down.status == LimitStatus.FLOOR
-    up, _ = run(NEUTRAL, action(0.0, -1.0), SMALL_SCALE, floor_z=floor)
+    up, _ = run(NEUTRAL, action(0.0, -1.0), SMALL_SCALE, floor=floor)
     np.testing.assert_array_equal(up.target, up.requested)
     assert KIN.lowest_point_z(up.target) > KIN.lowest_point_z(NEUTRAL)
     assert LimitStatus.FLOOR not in up.flags
 
 
 def test_no_floor_when_it_is_off() -> None:
-    res, _ = run(NEUTRAL, action(0.0, 1.0), SMALL_SCALE, floor_z=None)
+    res, _ = run(NEUTRAL, action(0.0, 1.0), SMALL_SCALE, floor=None)
     np.testing.assert_array_equal(res.target, res.requested)
 
 
 def test_status_names_the_most_serious_rule_and_flags_keep_them_all() -> None:
     floor = KIN.lowest_point_z(NEUTRAL) - 0.005
-    res, _ = run(NEUTRAL, action(0.0, 2.0), BIG_SCALE, floor_z=floor)
+    res, _ = run(NEUTRAL, action(0.0, 2.0), BIG_SCALE, floor=floor)
     assert res.status == LimitStatus.FLOOR
     assert {LimitStatus.FLOOR, LimitStatus.VELOCITY_SCALED, LimitStatus.ACTION_CLIPPED} <= res.flags
 
@@ -261,12 +271,12 @@ def test_gripper_dwell_spaces_changes() -> None:
 )
 def test_nonsense_config_is_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
-        LimiterConfig(**kwargs)
+        config_of(**kwargs)
 
 
 def test_a_margin_that_leaves_no_range_is_refused() -> None:
     with pytest.raises(ConfigError, match="right_j4"):
-        Limiter(LimiterConfig(joint_margin=3.0), SAWYER, KIN)
+        Limiter(config_of(joint_margin=3.0), SAWYER, KIN)
 
 
 def test_limiter_carries_its_state_between_cycles() -> None:
@@ -335,8 +345,8 @@ def cases(
     floor = None
     if draw(st.booleans()):
         floor = KIN.lowest_point_z(q) + draw(st.floats(-0.03, 0.02, **FLOATS))
-    config = LimiterConfig(
-        floor_z=floor,
+    config = config_of(
+        floor=floor,
         joint_margin=draw(st.sampled_from([0.0, 0.1, 0.3])),
         tracking_steps=draw(st.sampled_from([1.0, 3.0, 5.0])),
     )
@@ -359,7 +369,7 @@ def test_property_every_target_is_safe(case: tuple) -> None:
 
     target, ref = res.target, res.reference
     max_step = config.max_step(SAWYER)
-    reach = config.tracking_steps * max_step
+    reach = config.settings.tracking_steps * max_step
     assert res.fault is None and target.shape == (7,) and np.all(np.isfinite(target))
     assert new_state.prev_command == tuple(target)
 
@@ -378,8 +388,8 @@ def test_property_every_target_is_safe(case: tuple) -> None:
     assert np.all(np.abs(target - q) <= reach + TOL)
 
     # Joint range with margin, or moving toward it from outside.
-    lo = LOWER + config.joint_margin
-    hi = UPPER - config.joint_margin
+    lo = LOWER + config.settings.joint_margin
+    hi = UPPER - config.settings.joint_margin
     assert np.all(target >= np.minimum(lo, ref) - TOL)
     assert np.all(target <= np.maximum(hi, ref) + TOL)
 
@@ -396,11 +406,11 @@ def test_property_every_target_is_safe(case: tuple) -> None:
             np.testing.assert_allclose(got, 0.0, atol=1e-12)
 
     # The floor is never crossed downward.
-    if config.floor_z is not None:
+    if config.floor is not None:
         ref_low = KIN.lowest_point_z(ref)
         low = KIN.lowest_point_z(target)
-        if ref_low >= config.floor_z:
-            assert low >= config.floor_z
+        if ref_low >= config.floor:
+            assert low >= config.floor
         else:
             assert low >= ref_low - 1e-12
 
@@ -443,7 +453,7 @@ def test_property_non_finite_anywhere_is_a_fault(
 def test_property_gripper_changes_follow_clear_requests_and_keep_the_dwell(
     requests: list[float], dwell: int
 ) -> None:
-    config = LimiterConfig(gripper_dwell=dwell)
+    config = config_of(gripper_dwell=dwell)
     state = LimiterState()
     closed = False
     last_change = None
@@ -451,7 +461,11 @@ def test_property_gripper_changes_follow_clear_requests_and_keep_the_dwell(
         res, state = limit(NEUTRAL, action(gripper=r), SMALL_SCALE, state, config, SAWYER, KIN)
         if res.gripper_closed != closed:
             # Only a request past the band in that direction changes the gripper...
-            assert (r > config.gripper_band) if res.gripper_closed else (r < -config.gripper_band)
+            assert (
+                (r > config.settings.gripper_band)
+                if res.gripper_closed
+                else (r < -config.settings.gripper_band)
+            )
             # ...and never sooner than `dwell` cycles after the last change.
             assert last_change is None or i - last_change >= dwell
             last_change = i

@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 from bundle_factory import (
     color_segmenter,
     constant_controller,
@@ -23,14 +22,17 @@ from bundle_factory import (
     write_bundle,
 )
 
-from grasprt.config import RunConfig
+from grasprt.bundle import load_bundle
+from grasprt.clock import SimClock
+from grasprt.config import RunConfig, WatchdogSettings
 from grasprt.drivers.sim.config import FaultConfig, SimConfig, gap_preset
+from grasprt.drivers.sim.kind import sim_drivers
 from grasprt.profiles import SAWYER
-from grasprt.runtime.clock import SimClock
+from grasprt.runtime.loop import READ_STAGES, WRITE_STAGES
+from grasprt.runtime.policy import FUSED_STAGE
 from grasprt.runtime.record_reader import read_record
-from grasprt.runtime.runner import Drivers, Run, sim_drivers
-from grasprt.runtime.watchdog import StalenessConfig
-from grasprt.types import JointCommand, RobotState
+from grasprt.runtime.runner import PolicyFactory, Run, onnx_policy
+from grasprt.types import Drivers, JointCommand, Observation, RobotState
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,9 +79,10 @@ def make_run(
     record: bool = False,
     max_steps: int = 40,
     episodes: int = 1,
-    watchdog: StalenessConfig | None = None,
+    watchdog: WatchdogSettings | None = None,
     gap: str = "none",
     action_scale: float = 0.05,
+    policy: PolicyFactory | None = None,
 ) -> tuple[Run, Drivers, CountingRobot]:
     bundle = write_bundle(
         tmp_path / "bundle",
@@ -90,17 +93,17 @@ def make_run(
     cfg = RunConfig(
         robot="sim",
         bundle=str(bundle),
-        fast=fast,
+        clock="sim" if fast else "wall",
         episodes=episodes,
         max_steps=max_steps,
         record=str(tmp_path / "run.mcap") if record else None,
-        watchdog=watchdog or StalenessConfig(),
+        watchdog=watchdog or WatchdogSettings(),
     )
     sim = SimConfig(gap=gap_preset(gap), faults=faults or FaultConfig())
-    drivers = sim_drivers(cfg, SAWYER, sim)
+    drivers = sim_drivers(cfg, load_bundle(bundle), sim)
     robot = CountingRobot(drivers.robot)
     drivers = replace(drivers, robot=robot)
-    return Run(cfg, drivers=drivers), drivers, robot
+    return Run(cfg, drivers=drivers, policy=policy), drivers, robot
 
 
 def test_healthy_run_commands_every_step_and_records_it(tmp_path: Path) -> None:
@@ -111,9 +114,13 @@ def test_healthy_run_commands_every_step_and_records_it(tmp_path: Path) -> None:
     assert s["steps"] == 60
     assert len(robot.commands) == 60
     assert all(np.all(np.isfinite(c.q)) for c in robot.commands)
-    # The stage times tile the cycle: their sum is the cycle time, less a sliver.
-    stage_sum = sum(v["p50"] for v in s["stages"].values())
-    assert stage_sum == pytest.approx(s["cycle_ms"]["p50"], rel=0.25)
+    # The stages tile the cycle: every one is timed in every commanded cycle, named for
+    # what ran (the fused graph is one stage), and together they never exceed it.
+    timer = run.loop.timer
+    assert timer.stages == (*READ_STAGES, FUSED_STAGE, *WRITE_STAGES)
+    rows = timer.table[: timer.n]
+    assert np.all(np.isfinite(rows)) and np.all(rows >= 0)
+    assert np.all(rows.sum(axis=1) <= timer.cycle_ms[: timer.n] + 1e-9)
 
     rec = read_record(tmp_path / "run.mcap")
     assert rec.complete
@@ -160,25 +167,30 @@ def test_nan_controller_faults_and_nothing_moves_after(tmp_path: Path) -> None:
     assert robot.calls and robot.calls[-1][0] == "hold"
     rec = read_record(tmp_path / "run.mcap")
     assert rec.complete
-    assert rec.cycles[-1]["verdict"] == "fault"
+    assert rec.cycles[-1]["verdict"] == "stop"
     assert np.isnan(rec.cycles[-1]["action"][3])  # recorded as it came, NaN restored
 
 
 def test_stalled_camera_holds_then_stops(tmp_path: Path) -> None:
-    run, _, robot = make_run(tmp_path, faults=FaultConfig(camera_freeze_after_s=1.0), max_steps=100)
+    run, _, robot = make_run(
+        tmp_path, faults=FaultConfig(camera_freeze_after_s=1.0), max_steps=100, record=True
+    )
     report = run.execute()
     ep = report.episodes[0]
     assert ep.fault is not None and "frame" in ep.fault
-    assert ep.holds >= 1  # stale first (hold), then too stale (stop)
-    assert (
-        robot.kinds_after_first("hold")
-        and "command"
-        not in robot.kinds_after_first("hold")[
-            robot.kinds_after_first("hold").index("hold") + ep.holds :
-        ]
-    )
     # Frames stopped at 1.0 s: a stop comes frame_stop_s later, well before 100 steps.
     assert ep.steps < 100
+    cycles = read_record(tmp_path / "run.mcap").cycles
+    verdicts = [c["verdict"] for c in cycles]
+    stale = next(i for i, c in enumerate(cycles) if c["verdict"] == "hold" and "old" in c["reason"])
+    # Commands while the frames were fresh, then only holds: stale first, too stale last.
+    assert set(verdicts[:stale]) == {"ok"} and set(verdicts[stale:]) == {"hold"}
+    assert ep.holds == len(verdicts) - stale >= 2
+    kinds = [k for k, _ in robot.calls]
+    assert kinds[:stale] == ["command"] * stale
+    # Every call after the last command is a hold: one per hold cycle, the latch's, and
+    # the run's own on the way out.
+    assert kinds[stale:] == ["hold"] * (ep.holds + 2)
 
 
 def test_stale_robot_state_stops(tmp_path: Path) -> None:
@@ -188,25 +200,26 @@ def test_stale_robot_state_stops(tmp_path: Path) -> None:
     assert robot.calls[-1][0] == "hold"
 
 
-class SlowPipeline:
-    """The real pipeline, with each segmenter call costing `cost_s` of simulated time."""
+class SlowPolicy:
+    """The bundle's policy, each step costing `cost_s` of simulated time."""
 
-    def __init__(self, pipeline, clock: SimClock, cost_s: float) -> None:
-        self._p = pipeline
+    def __init__(self, policy, clock: SimClock, cost_s: float) -> None:
+        self._p = policy
         self._clock = clock
         self._cost = cost_s
+        self.stages, self.mask = policy.stages, policy.mask
 
-    def segment(self, view):
+    def step(self, obs: Observation, mark) -> np.ndarray:
         self._clock.advance(self._cost)
-        return self._p.segment(view)
-
-    def __getattr__(self, name):
-        return getattr(self._p, name)
+        return self._p.step(obs, mark)
 
 
 def test_slow_model_overrun_streak_stops(tmp_path: Path) -> None:
-    run, drivers, robot = make_run(tmp_path, max_steps=50)
-    run.pipeline = SlowPipeline(run.pipeline, drivers.clock, 0.25)
+    run, _, robot = make_run(
+        tmp_path,
+        max_steps=50,
+        policy=lambda run: SlowPolicy(onnx_policy(run), run.drivers.clock, 0.25),
+    )
     report = run.execute()
     ep = report.episodes[0]
     assert ep.fault is not None and "overrun" in ep.fault
@@ -214,37 +227,43 @@ def test_slow_model_overrun_streak_stops(tmp_path: Path) -> None:
     assert robot.calls[-1][0] == "hold"
 
 
-class HangingPipeline:
-    """The real pipeline, hanging once inside the segmenter (a deadlock, a GC pause)."""
+class HangingPolicy:
+    """The bundle's policy, hanging once inside a step (a deadlock, a GC pause)."""
 
-    def __init__(self, pipeline, hang_at: int, release: threading.Event) -> None:
-        self._p = pipeline
+    def __init__(self, policy, hang_at: int, release: threading.Event) -> None:
+        self._p = policy
         self._n = 0
         self._hang_at = hang_at
         self._release = release
         self.hung = threading.Event()
+        self.stages, self.mask = policy.stages, policy.mask
 
-    def segment(self, view):
+    def step(self, obs: Observation, mark) -> np.ndarray:
         self._n += 1
         if self._n == self._hang_at:
             self.hung.set()
             self._release.wait(timeout=10.0)
-        return self._p.segment(view)
-
-    def __getattr__(self, name):
-        return getattr(self._p, name)
+        return self._p.step(obs, mark)
 
 
 def test_hung_loop_watchdog_holds_from_its_own_thread(tmp_path: Path) -> None:
-    run, _, robot = make_run(
-        tmp_path, fast=False, max_steps=60, watchdog=StalenessConfig(heartbeat_s=0.3)
-    )
     release = threading.Event()
-    hanging = HangingPipeline(run.pipeline, hang_at=5, release=release)
-    run.pipeline = hanging
+    made: list[HangingPolicy] = []
+
+    def hanging(run: Run) -> HangingPolicy:
+        made.append(HangingPolicy(onnx_policy(run), hang_at=5, release=release))
+        return made[0]
+
+    run, _, robot = make_run(
+        tmp_path,
+        fast=False,
+        max_steps=60,
+        watchdog=WatchdogSettings(heartbeat_s=0.3),
+        policy=hanging,
+    )
 
     def release_after_trip() -> None:
-        hanging.hung.wait(timeout=30)
+        made[0].hung.wait(timeout=30)
         # Let the watchdog see the loop is dead, then unblock the loop.
         deadline = threading.Event()
         for _ in range(100):
@@ -262,12 +281,15 @@ def test_hung_loop_watchdog_holds_from_its_own_thread(tmp_path: Path) -> None:
         i for i, (k, t) in enumerate(robot.calls) if k == "hold" and t != "MainThread"
     ]
     assert watchdog_holds, "the watchdog thread never told the robot to hold"
-    after = [k for k, _ in robot.calls[watchdog_holds[0] :]]
-    assert "command" not in after[1:] or after[-1] == "hold"
-    # The loop woke up after the latch: whatever it computed was refused, and the last
-    # word the robot heard was hold.
-    assert robot.calls[-1][0] == "hold"
+    # The four policy steps before the hang were commanded (a wall-clock start may hold
+    # for a first frame); after the watchdog's hold the robot heard nothing but holds.
+    before = [k for k, _ in robot.calls[: watchdog_holds[0]]]
+    assert before.count("command") == 4 and set(before) <= {"command", "hold"}
+    assert {k for k, _ in robot.calls[watchdog_holds[0] :]} == {"hold"}
+    # The loop woke up after the latch and finished its step: that command was refused
+    # at the gate, not sent.
     assert run.loop is not None and run.loop.gate.latched
+    assert run.loop.gate.refused_after_latch == 1
 
 
 def test_a_run_without_a_floor_says_so_before_it_moves(tmp_path: Path) -> None:
@@ -277,7 +299,7 @@ def test_a_run_without_a_floor_says_so_before_it_moves(tmp_path: Path) -> None:
     said: list[tuple[str, int]] = []
     bare = Run(
         run.cfg,
-        drivers=replace(drivers, floor_z=None),
+        drivers=replace(drivers, table_z=None),
         progress=lambda line: said.append((line, len(robot.commands))),
     )
     bare.execute()

@@ -21,15 +21,16 @@ from bundle_factory import (
 from onnx import TensorProto, helper
 
 from grasprt.bundle import load_bundle
+from grasprt.config import InferenceSettings
+from grasprt.drivers.sim.views import held_out_views as sim_frames
 from grasprt.errors import ConfigError
-from grasprt.runtime.inference import InferenceConfig, Pipeline
+from grasprt.runtime.inference import Pipeline
 from grasprt.runtime.quantize import (
     IOU_GATE,
     judge,
     mask_iou,
     quantize_int8,
     reduced_segmenter,
-    sim_frames,
 )
 
 
@@ -109,7 +110,9 @@ def test_int8_qdq_of_a_conv_segmenter_passes_the_gate(conv_bundle) -> None:
 
 
 def test_pipeline_with_int8_runs_the_quantised_segmenter(conv_bundle) -> None:
-    p = Pipeline(conv_bundle, InferenceConfig(intra_op_threads=1, precision="int8"))
+    p = Pipeline(
+        conv_bundle, InferenceSettings(intra_op_threads=1, precision="int8"), views=sim_frames
+    )
     ops = {n.op_type for n in onnx.load_from_string(p.segmenter_model).graph.node}
     assert "QuantizeLinear" in ops
     frame = sim_frames(conv_bundle, [300])[0]
@@ -121,15 +124,23 @@ def test_pipeline_with_int8_runs_the_quantised_segmenter(conv_bundle) -> None:
 def test_int8_refused_when_the_gate_cannot_judge(tmp_path: Path) -> None:
     root = write_bundle(tmp_path / "b", color_segmenter(min_chroma=300.0), ramp_controller())
     with pytest.raises(ConfigError, match="proves nothing"):
-        reduced_segmenter(load_bundle(root), "int8")
+        reduced_segmenter(load_bundle(root), "int8", views=sim_frames)
 
 
 def test_fp16_on_cpu_is_refused_with_the_reason(conv_bundle) -> None:
     with pytest.raises(ConfigError, match="fp16") as e:
-        reduced_segmenter(conv_bundle, "fp16", InferenceConfig())
+        reduced_segmenter(conv_bundle, "fp16", InferenceSettings())
+    assert "\n" not in str(e.value)
+
+
+def test_int8_without_held_out_views_is_refused_in_one_line(conv_bundle) -> None:
+    # A caller with no simulator frames to judge by gets a refusal, never an unjudged
+    # int8 segmenter.
+    with pytest.raises(ConfigError, match="no held-out frames") as e:
+        Pipeline(conv_bundle, InferenceSettings(intra_op_threads=1, precision="int8"))
     assert "\n" not in str(e.value)
 
 
 def test_unknown_precision_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="precision"):
-        InferenceConfig(precision="int4")
+        InferenceSettings(precision="int4")

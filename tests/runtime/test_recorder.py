@@ -1,7 +1,12 @@
-"""The flight recorder and its reader, on real MCAP files written and read back."""
+"""The flight recorder and its reader, on real MCAP files written and read back.
+
+Also the JSON Schema checker the record tests use (``schema_errors``; jsonschema is not a
+dependency), with tests of its own so that a passing check means something.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -17,6 +22,7 @@ import pytest
 from mcap.reader import make_reader
 
 from grasprt.errors import ConfigError
+from grasprt.runtime.cycle_record import CycleRecord, cycle_schema
 from grasprt.runtime.record_reader import MAGIC, Record, iter_frames, read_record, repair_record
 from grasprt.runtime.record_schema import (
     CYCLE_TOPIC,
@@ -59,7 +65,8 @@ def _frame(k: int) -> np.ndarray:
     return rng.integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
 
 
-def _cycle(k: int) -> dict[str, Any]:
+def _cycle_values(k: int) -> dict[str, Any]:
+    """Cycle k's fields, numpy where the loop has numpy."""
     rng = np.random.default_rng(100 + k)
     return {
         "episode": k // 5,
@@ -69,13 +76,16 @@ def _cycle(k: int) -> dict[str, Any]:
         "lateness_ms": float(rng.uniform(0, 2)),
         "missed": 0,
         "frame_stamp": 0.1 * k - 0.03,
+        "frame_age_ms": 30.0,
         "q": rng.normal(size=7),
         "gripper": np.float32(rng.uniform()),
         "object_held": None,
         "action": rng.uniform(-1, 1, size=8).astype(np.float32),
+        "requested": rng.normal(size=7),
         "command": rng.normal(size=7),
         "gripper_closed": bool(k % 2),
         "limiter_status": np.int64(k % 3 - 1),
+        "limited": k % 3 != 1,
         "verdict": "ok",
         "reason": None,
         "mask_area": float(_mask(k).sum()),
@@ -83,16 +93,21 @@ def _cycle(k: int) -> dict[str, Any]:
     }
 
 
-def _as_json(cycle: dict[str, Any]) -> dict[str, Any]:
+def _cycle(k: int, **changes: Any) -> CycleRecord:
+    return CycleRecord(**{**_cycle_values(k), **changes})
+
+
+def _as_json(cycle: CycleRecord) -> dict[str, Any]:
     """What a cycle should read back as: arrays as lists, numpy scalars as numbers."""
     out: dict[str, Any] = {}
-    for key, value in cycle.items():
+    for f in dataclasses.fields(cycle):
+        value = getattr(cycle, f.name)
         if isinstance(value, np.ndarray):
-            out[key] = value.tolist()
+            out[f.name] = value.tolist()
         elif isinstance(value, np.generic):
-            out[key] = value.item()
+            out[f.name] = value.item()
         else:
-            out[key] = value
+            out[f.name] = value
     return out
 
 
@@ -116,6 +131,138 @@ def _raw(path: Path) -> list[tuple[str, int, Any]]:
         ]
 
 
+# ---- a minimal JSON Schema validator (jsonschema is not installed) ---------------------
+
+# Keywords that constrain nothing a validator must check.
+_ANNOTATIONS = {"$schema", "title", "description", "contentEncoding"}
+_CHECKED = {
+    "type",
+    "enum",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "minItems",
+    "maxItems",
+    "minimum",
+    "maximum",
+}
+
+_IS_TYPE = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+}
+
+
+def schema_errors(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
+    """What is wrong with ``value`` under ``schema`` (the keywords our schemas use).
+
+    A keyword it does not know is an error too, so a schema cannot outgrow the checker
+    unnoticed.
+    """
+    unknown = set(schema) - _ANNOTATIONS - _CHECKED
+    if unknown:
+        return [f"{where}: validator does not know {sorted(unknown)}"]
+    types_ = schema.get("type")
+    if types_ is not None:
+        listed = types_ if isinstance(types_, list) else [types_]
+        if not any(_IS_TYPE[t](value) for t in listed):
+            return [f"{where}: {value!r} is not {listed}"]
+    errors: list[str] = []
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{where}: {value!r} not in {schema['enum']}")
+    if isinstance(value, dict):
+        errors += _object_errors(value, schema, where)
+    if isinstance(value, list):
+        errors += _array_errors(value, schema, where)
+    if _IS_TYPE["number"](value) and not math.isnan(value):
+        if "minimum" in schema and value < schema["minimum"]:
+            errors.append(f"{where}: {value} < {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            errors.append(f"{where}: {value} > {schema['maximum']}")
+    return errors
+
+
+def _object_errors(value: dict[str, Any], schema: dict[str, Any], where: str) -> list[str]:
+    props = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    errors = [
+        f"{where}: missing {name}" for name in schema.get("required", []) if name not in value
+    ]
+    for name, sub in value.items():
+        if name in props:
+            errors += schema_errors(sub, props[name], f"{where}.{name}")
+        elif extra is False:
+            errors.append(f"{where}: unexpected field {name}")
+        elif isinstance(extra, dict):
+            errors += schema_errors(sub, extra, f"{where}.{name}")
+    return errors
+
+
+def _array_errors(value: list[Any], schema: dict[str, Any], where: str) -> list[str]:
+    errors = []
+    if len(value) < schema.get("minItems", 0):
+        errors.append(f"{where}: {len(value)} items, fewer than {schema['minItems']}")
+    if len(value) > schema.get("maxItems", math.inf):
+        errors.append(f"{where}: {len(value)} items, more than {schema['maxItems']}")
+    if isinstance(schema.get("items"), dict):
+        for i, sub in enumerate(value):
+            errors += schema_errors(sub, schema["items"], f"{where}[{i}]")
+    return errors
+
+
+_TOY = {
+    "type": "object",
+    "properties": {
+        "n": {"type": "integer", "minimum": 0},
+        "x": {"type": ["number", "null"]},
+        "v": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        "w": {"type": "string", "enum": ["a", "b"]},
+        "m": {"type": "object", "additionalProperties": {"type": "number"}},
+    },
+    "required": ["n", "x", "v", "w", "m"],
+    "additionalProperties": False,
+}
+_TOY_OK = {"n": 1, "x": None, "v": [1.0, 2], "w": "a", "m": {"s": 1.5}}
+
+
+def test_the_validator_passes_what_conforms() -> None:
+    assert schema_errors(_TOY_OK, _TOY) == []
+    assert schema_errors({**_TOY_OK, "x": 2.5, "m": {}}, _TOY) == []
+    assert schema_errors(float("nan"), {"type": "number", "minimum": 0}) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"n": True}, "is not ['integer']"),  # a bool is no integer
+        ({"n": 1.5}, "is not ['integer']"),
+        ({"n": -1}, "< 0"),
+        ({"x": "1"}, "is not ['number', 'null']"),
+        ({"v": [1.0]}, "fewer than 2"),
+        ({"v": [1.0, 2.0, 3.0]}, "more than 2"),
+        ({"v": [1.0, None]}, "$.v[1]"),
+        ({"w": "c"}, "not in"),
+        ({"m": {"s": "fast"}}, "$.m.s"),
+        ({"extra": 1}, "unexpected field extra"),
+    ],
+)
+def test_the_validator_finds_what_does_not_conform(change: dict[str, Any], words: str) -> None:
+    errors = schema_errors({**_TOY_OK, **change}, _TOY)
+    assert errors and words in errors[0]
+
+
+def test_the_validator_finds_a_missing_field_and_an_unknown_keyword() -> None:
+    without_w = {k: v for k, v in _TOY_OK.items() if k != "w"}
+    assert schema_errors(without_w, _TOY) == ["$: missing w"]
+    assert "does not know" in schema_errors(1, {"type": "integer", "multipleOf": 2})[0]
+
+
 # ---- round trip ------------------------------------------------------------------------
 
 
@@ -130,6 +277,8 @@ def test_round_trip_of_every_topic_is_exact(tmp_path: Path) -> None:
     record = read_record(path)
     assert record.complete and record.damage is None
     assert record.cycles == [_as_json(_cycle(k)) for k in range(n)]
+    for k, cycle in enumerate(record.cycles):
+        assert schema_errors(cycle, cycle_schema(), f"cycle {k}") == []
     assert record.cycle_times == pytest.approx([0.1 * k + 0.01 for k in range(n)], abs=1e-9)
     assert record.events == [
         {"time": 0.0, "kind": "episode_start", "episode": 0, "detail": {}},
@@ -155,6 +304,19 @@ def test_round_trip_of_every_topic_is_exact(tmp_path: Path) -> None:
     assert record.dropped == 0
 
 
+def test_the_run_message_keeps_the_recorders_host_fields_the_runner_did_not_give(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "host.mcap"
+    rec = FlightRecorder(path)
+    rec.start({"host": {"node": "robot-pc", "python": "3.11.0"}}, t=0.0)
+    rec.close({})
+    run = read_record(path).run
+    assert run is not None
+    assert run["host"]["node"] == "robot-pc" and run["host"]["python"] == "3.11.0"
+    assert run["host"]["pid"] == os.getpid() and run["host"]["machine"]
+
+
 def test_frames_decode_to_the_recorded_images(tmp_path: Path) -> None:
     path = tmp_path / "png.mcap"
     _record_run(path, 7, frame_every=2, frame_format="png")
@@ -170,7 +332,7 @@ def test_frames_decode_to_the_recorded_images(tmp_path: Path) -> None:
     ramp = np.zeros((64, 64, 3), dtype=np.uint8)
     ramp[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)[None, :]
     ramp[..., 2] = 40
-    rec.put_cycle(1.0, {"step": 1}, None, ramp)
+    rec.put_cycle(1.0, _cycle(1, step=1), None, ramp)
     rec.close({})
     [(t, image)] = list(iter_frames(path))
     assert t == 1.0 and image.shape == ramp.shape
@@ -184,7 +346,7 @@ def test_frames_only_on_every_nth_cycle_and_frame_due_says_which(tmp_path: Path)
     for k in range(10):
         due.append(rec.frame_due())
         # A due cycle without a frame (a hold) simply records none.
-        rec.put_cycle(0.1 * k, {"step": k}, None, None if k == 4 else _frame(k))
+        rec.put_cycle(0.1 * k, _cycle(k, step=k), None, None if k == 4 else _frame(k))
     rec.close({})
     assert due == [k % 4 == 0 for k in range(10)]
     assert read_record(tmp_path / "f.mcap").frames == 2  # cycles 0 and 8
@@ -196,7 +358,7 @@ def test_non_finite_numbers_are_valid_json_and_come_back(tmp_path: Path) -> None
     rec = FlightRecorder(path)
     rec.start({})
     action = np.array([0.1, np.nan, 0.2, np.inf, -np.inf, 0, 0, 1], dtype=np.float32)
-    rec.put_cycle(0.5, {"action": action, "stages_ms": {"segmenter": float("nan")}}, None)
+    rec.put_cycle(0.5, _cycle(0, action=action, stages_ms={"segmenter": float("nan")}), None)
     rec.put_event(0.6, "fault", episode=0, value=float("-inf"))
     rec.close({})
 
@@ -241,44 +403,9 @@ def _check_schema_node(node: dict[str, Any], where: str) -> None:
         _check_schema_node(node["additionalProperties"], f"{where}{{}}")
 
 
-def _conforms(value: Any, node: dict[str, Any], where: str) -> None:
-    """The subset of JSON Schema our schemas use, enough to catch a wrong field."""
-    types = node.get("type")
-    if types is not None:
-        listed = types if isinstance(types, list) else [types]
-        kinds = {
-            "object": isinstance(value, dict),
-            "array": isinstance(value, list),
-            "string": isinstance(value, str),
-            "boolean": isinstance(value, bool),
-            "null": value is None,
-            "integer": isinstance(value, int) and not isinstance(value, bool),
-            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
-        }
-        assert any(kinds[t] for t in listed), f"{where}: {value!r} is not {listed}"
-    if isinstance(value, dict):
-        props = node.get("properties", {})
-        for name in node.get("required", []):
-            assert name in value, f"{where}: missing {name}"
-        for name, sub in value.items():
-            if name in props:
-                _conforms(sub, props[name], f"{where}.{name}")
-            elif node.get("additionalProperties") is False:
-                raise AssertionError(f"{where}: unexpected field {name}")
-    if isinstance(value, list):
-        if "minItems" in node:
-            assert len(value) >= node["minItems"], where
-        if "maxItems" in node:
-            assert len(value) <= node["maxItems"], where
-        if isinstance(node.get("items"), dict):
-            for i, sub in enumerate(value):
-                _conforms(sub, node["items"], f"{where}[{i}]")
-
-
 def test_every_topic_has_a_json_schema_and_every_message_follows_it(tmp_path: Path) -> None:
     path = tmp_path / "schemas.mcap"
     rec = _record_run(path, 6, frame_every=2)
-    rec_nan = {"action": [float("nan")] * 8}
     assert rec.failure is None
     with open(path, "rb") as f:
         summary = make_reader(f).get_summary()
@@ -304,10 +431,17 @@ def test_every_topic_has_a_json_schema_and_every_message_follows_it(tmp_path: Pa
     seen = set()
     for topic, _, message in _raw(path):
         seen.add(topic)
-        _conforms(json.loads(message.data), schemas[topic], topic)
+        assert schema_errors(json.loads(message.data), schemas[topic], topic) == []
     assert seen == {RUN_TOPIC, CYCLE_TOPIC, MASK_TOPIC, FRAME_TOPIC, EVENT_TOPIC, SUMMARY_TOPIC}
-    # A cycle with non-finite numbers still follows its schema (nulls plus the list).
-    _conforms(json.loads(encode_message(rec_nan)), schemas[CYCLE_TOPIC], "nan cycle")
+    # A cycle with non-finite numbers still follows the file's schema (nulls plus the list)
+    nan = float("nan")
+    rec_nan = _cycle(0, action=np.full(8, nan), gripper=nan, due=math.inf)
+    raw_nan = json.loads(encode_message(rec_nan.to_json()))
+    assert raw_nan["gripper"] is None
+    assert schema_errors(raw_nan, schemas[CYCLE_TOPIC], "nan cycle") == []
+    # ... and the schema is strict enough to refuse what the cycle must not be.
+    assert schema_errors({**raw_nan, "woke": 1.0}, schemas[CYCLE_TOPIC])
+    assert schema_errors({**raw_nan, "q": [0.0] * 6}, schemas[CYCLE_TOPIC])
 
 
 def test_mask_image_fields_are_what_foxglove_reads(tmp_path: Path) -> None:
@@ -350,7 +484,7 @@ def test_masks_of_every_kind_line_up_with_their_cycles(tmp_path: Path) -> None:
     rec = FlightRecorder(path)
     rec.start({})
     for k, m in enumerate(masks):
-        rec.put_cycle(float(k), {"step": k}, m)
+        rec.put_cycle(float(k), _cycle(k, step=k), m)
     rec.close({})
     record = read_record(path)
     assert [c["step"] for c in record.cycles] == list(range(5))
@@ -374,14 +508,16 @@ def test_a_record_that_cannot_be_encoded_is_counted_and_the_rest_written(
     path = tmp_path / "bad.mcap"
     rec = FlightRecorder(path, frame_every=1)
     rec.start({})
-    assert rec.put_cycle(0.0, {"step": 0}, np.zeros((3, 4, 5)))  # accepted: encoded later
-    assert rec.put_cycle(0.1, {"step": 1}, None, np.zeros((4, 4, 3), np.float32))
-    assert rec.put_cycle(0.2, {"step": 2}, _mask(0))
+    assert rec.put_cycle(0.0, _cycle(0, step=0), np.zeros((3, 4, 5)))  # accepted: encoded later
+    assert rec.put_cycle(0.1, _cycle(1, step=1), None, np.zeros((4, 4, 3), np.float32))
+    assert rec.put_cycle(0.2, _cycle(2, step=2), _mask(0))
+    assert rec.put_cycle(0.3, _cycle(3, step=3, q=np.zeros(6)), None)  # to_json refuses it
+    assert rec.put_cycle(0.4, _cycle(4, step=4, limited=None, reason=7), None)
     rec.close({})
-    assert rec.bad_records == 2 and rec.dropped == 2 and rec.written == 1
+    assert rec.bad_records == 4 and rec.dropped == 4 and rec.written == 1
     record = read_record(path)
     assert [c["step"] for c in record.cycles] == [2]
-    assert record.summary is not None and record.summary["recorder"]["bad_records"] == 2
+    assert record.summary is not None and record.summary["recorder"]["bad_records"] == 4
 
 
 # ---- the loop's side never waits -------------------------------------------------------
@@ -391,9 +527,9 @@ def test_full_queue_drops_and_counts_but_keeps_room_for_events(tmp_path: Path) -
     path = tmp_path / "full.mcap"
     rec = GatedRecorder(path, queue_size=8)  # 6 places for cycles, 2 kept for events
     rec.start({}, t=0.0)
-    assert rec.put_cycle(0.0, {"step": 0}, None)
+    assert rec.put_cycle(0.0, _cycle(0, step=0), None)
     assert rec.entered.wait(WAIT_S)  # the writer holds cycle 0 and is stuck at the gate
-    accepted = [rec.put_cycle(0.1 * k, {"step": k}, _mask(k)) for k in range(1, 21)]
+    accepted = [rec.put_cycle(0.1 * k, _cycle(k, step=k), _mask(k)) for k in range(1, 21)]
     assert accepted == [True] * 6 + [False] * 14
     assert rec.dropped == 14
     events = [rec.put_event(2.0 + k, "hold", episode=0, n=k) for k in range(3)]
@@ -417,28 +553,28 @@ def test_put_cycle_leaves_all_encoding_to_the_writer_thread(tmp_path: Path) -> N
     calls: list[str] = []
 
     class Probe:
-        def __str__(self) -> str:
+        def __float__(self) -> float:
             calls.append(threading.current_thread().name)
-            return "probe"
+            return 0.25
 
     rec = GatedRecorder(tmp_path / "probe.mcap")
     rec.start({})
-    assert rec.put_cycle(0.0, {"odd": Probe()}, _mask(0))
+    assert rec.put_cycle(0.0, _cycle(0, gripper=Probe()), _mask(0))
     assert rec.entered.wait(WAIT_S)
     assert calls == []  # put_cycle returned without turning anything into JSON
     rec.gate.set()
     rec.close({})
     assert calls == ["flight-recorder"]
-    assert read_record(tmp_path / "probe.mcap").cycles == [{"odd": "probe"}]
+    assert read_record(tmp_path / "probe.mcap").cycles == [_as_json(_cycle(0, gripper=0.25))]
 
 
 def test_puts_outside_start_and_close_are_refused_and_counted(tmp_path: Path) -> None:
     rec = FlightRecorder(tmp_path / "r.mcap")
-    assert rec.put_cycle(0.0, {}, None) is False
+    assert rec.put_cycle(0.0, _cycle(0), None) is False
     assert rec.put_event(0.0, "early") is False
     rec.start({})
     rec.close({})
-    assert rec.put_cycle(1.0, {}, None) is False
+    assert rec.put_cycle(1.0, _cycle(1), None) is False
     assert rec.dropped == 3 and rec.written == 0
 
 
@@ -482,8 +618,8 @@ def test_run_message_takes_the_first_record_time_without_a_start_time(tmp_path: 
     path = tmp_path / "t.mcap"
     rec = FlightRecorder(path)
     rec.start({})
-    rec.put_cycle(1234.5, {"step": 1}, None)
-    rec.put_cycle(1234.6, {"step": 2}, None)
+    rec.put_cycle(1234.5, _cycle(1, step=1), None)
+    rec.put_cycle(1234.6, _cycle(2, step=2), None)
     rec.close({})
     raw = _raw(path)
     assert raw[0][0] == RUN_TOPIC and raw[0][1] == 1_234_500_000_000
@@ -495,7 +631,7 @@ def test_close_gives_up_waiting_on_a_stuck_writer_and_reports_it(tmp_path: Path)
     path = tmp_path / "stuck.mcap"
     rec = GatedRecorder(path, close_timeout_s=0.05)
     rec.start({})
-    rec.put_cycle(0.0, {"step": 0}, None)
+    rec.put_cycle(0.0, _cycle(0, step=0), None)
     assert rec.entered.wait(WAIT_S)
     rec.close({"cycles": 1})  # returns although the writer is still stuck
     assert rec.failure is not None and "still busy" in rec.failure
@@ -555,10 +691,27 @@ def test_a_full_disk_at_start_is_a_config_error() -> None:
     _one_line(err, "/dev/full", "No space left on device")
 
 
-_DISK_FILLS = r"""
+# What the scripts below record: a hold cycle, the smallest a loop writes.
+_SCRIPT_CYCLE = r"""
+from grasprt.runtime.cycle_record import CycleRecord
+
+def cycle(k, q=None):
+    return CycleRecord(
+        episode=0, step=k, slot=k, due=0.1 * k, lateness_ms=0.0, missed=0, frame_stamp=None,
+        frame_age_ms=None, q=np.zeros(7) if q is None else q, gripper=0.0, object_held=None,
+        action=None, requested=None, command=None, gripper_closed=None, limiter_status=None,
+        limited=None, verdict="hold", reason="no frame yet", mask_area=None, stages_ms={},
+    )
+"""
+
+_DISK_FILLS = (
+    r"""
 import json, resource, signal, sys
 import numpy as np
 from grasprt.runtime.recorder import FlightRecorder
+"""
+    + _SCRIPT_CYCLE
+    + r"""
 
 path = sys.argv[1]
 rng = np.random.default_rng(7)
@@ -568,14 +721,15 @@ rec.start({"config": {}}, t=0.0)
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 for k in range(300):
-    rec.put_cycle(0.1 * k, {"step": k}, rng.random((100, 100)) > 0.5)
+    rec.put_cycle(0.1 * k, cycle(k), rng.random((100, 100)) > 0.5)
 while rec.failure is None and rec.written < 300:
     rec.join(0.01)
-later = [rec.put_cycle(40.0 + k, {"step": 300 + k}, None) for k in range(5)]
+later = [rec.put_cycle(40.0 + k, cycle(300 + k), None) for k in range(5)]
 rec.close({"cycles": 305})
 print(json.dumps({"failure": rec.failure, "dropped": rec.dropped, "written": rec.written,
                   "later": later, "joined": rec.join(30)}))
 """
+)
 
 
 def test_disk_error_mid_run_marks_the_recorder_failed_and_the_loop_goes_on(
@@ -604,23 +758,28 @@ def test_disk_error_mid_run_marks_the_recorder_failed_and_the_loop_goes_on(
 
 # ---- files cut short -------------------------------------------------------------------
 
-_KILLED = r"""
+_KILLED = (
+    r"""
 import os, signal, sys
 import numpy as np
 from grasprt.runtime.recorder import FlightRecorder
+"""
+    + _SCRIPT_CYCLE
+    + r"""
 
 path, n = sys.argv[1], int(sys.argv[2])
 rng = np.random.default_rng(3)
 rec = FlightRecorder(path, chunk_size=4096, flush_interval_s=3600.0)
 rec.start({"config": {"n": n}}, t=0.0)
 for k in range(n):
-    rec.put_cycle(0.1 * k, {"step": k, "q": rng.normal(size=7)}, rng.random((100, 100)) > 0.5)
+    rec.put_cycle(0.1 * k, cycle(k, rng.normal(size=7)), rng.random((100, 100)) > 0.5)
 while rec.written < n:
     if rec.failure:
         sys.exit(3)
     rec.join(0.01)
 os.kill(os.getpid(), signal.SIGKILL)
 """
+)
 
 
 def test_a_killed_process_leaves_every_finished_chunk_readable(tmp_path: Path) -> None:
@@ -644,7 +803,7 @@ def test_a_killed_process_leaves_every_finished_chunk_readable(tmp_path: Path) -
     for k, (cycle, mask) in enumerate(zip(record.cycles, record.masks, strict=True)):
         q = rng.normal(size=7)
         want = rng.random((100, 100)) > 0.5
-        assert cycle == {"step": k, "q": q.tolist()}
+        assert cycle["step"] == k and cycle["q"] == q.tolist()
         assert mask is not None
         np.testing.assert_array_equal(mask, want.astype(np.uint8) * 255)
 

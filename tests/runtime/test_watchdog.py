@@ -8,16 +8,16 @@ import time
 
 import pytest
 
+from grasprt.config import WatchdogSettings
 from grasprt.errors import ConfigError
 from grasprt.runtime.watchdog import (
     HeartbeatWatchdog,
     OverrunCounter,
-    StalenessConfig,
     Verdict,
     check_staleness,
 )
 
-CFG = StalenessConfig()
+CFG = WatchdogSettings()
 
 
 # --- staleness ----------------------------------------------------------------------
@@ -93,14 +93,14 @@ def test_a_non_finite_stamp_is_a_fault(bad: float) -> None:
 )
 def test_nonsense_config_is_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
-        StalenessConfig(**kwargs)
+        WatchdogSettings(**kwargs)
 
 
 # --- overruns -----------------------------------------------------------------------
 
 
 def test_an_overrun_streak_stops_and_a_clean_cycle_resets_it() -> None:
-    counter = OverrunCounter(StalenessConfig(overrun_streak=3))
+    counter = OverrunCounter(WatchdogSettings(overrun_streak=3))
     actions = [counter.update(m).action for m in (1, 2, 0, 1, 1)]
     assert actions == ["ok"] * 5
     assert counter.streak == 2 and counter.total_missed == 5 and counter.overrun_cycles == 4

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from grasprt.clock import SimClock
 from grasprt.drivers.sim import SimConfig, make_sim
 from grasprt.drivers.sim.camera import SimWristCamera
 from grasprt.drivers.sim.ik import solve_ik
 from grasprt.drivers.sim.robot import SimSawyer
 from grasprt.drivers.sim.world import SimWorld
-from grasprt.runtime.clock import SimClock
 from grasprt.types import JointCommand
 
 

@@ -10,15 +10,16 @@ import pytest
 
 from grasprt.drivers.sim import SimConfig
 from grasprt.drivers.sim.config import gap_preset
-from grasprt.drivers.sim.expert import Expert, ExpertConfig, ExpertPipeline
+from grasprt.drivers.sim.expert import Expert, ExpertConfig, ExpertPolicy
 from grasprt.errors import ConfigError
-from grasprt.runtime.evaluate import Attempt, EvalConfig, run_attempts, sim_expert
+from grasprt.evaluation.evaluate import Attempt, eval_config, run_attempts, sim_expert
+from grasprt.types import Observation
 
 PLACEHOLDER = str(Path(__file__).resolve().parents[3] / "models" / "placeholder")
 
 
-class Watching(ExpertPipeline):
-    """The expert's pipeline, noting each state it was in and each action it gave."""
+class Watching(ExpertPolicy):
+    """The expert's policy, noting each state it was in and each action it gave."""
 
     def __init__(self, expert: Expert, on_step: Any = None) -> None:
         super().__init__(expert)
@@ -26,8 +27,8 @@ class Watching(ExpertPipeline):
         self.actions: list[np.ndarray] = []
         self.on_step = on_step
 
-    def control(self, q: np.ndarray, gripper: float) -> np.ndarray:
-        a = super().control(q, gripper)
+    def step(self, obs: Observation, mark: Any) -> np.ndarray:
+        a = super().step(obs, mark)
         self.states.append(self.expert.state)
         self.actions.append(a.copy())
         if self.on_step is not None:
@@ -38,15 +39,13 @@ class Watching(ExpertPipeline):
 def run_expert(attempts: list[Attempt], gap: str = "none", on_step: Any = None, steps: int = 80):
     seen: list[Watching] = []
 
-    def factory(run: Any, world: Any) -> Watching:
-        p = Watching(sim_expert(run, world), on_step)
+    def factory(run: Any) -> Watching:
+        p = Watching(sim_expert(run), on_step)
         seen.append(p)
         return p
 
-    cfg = EvalConfig(bundle=PLACEHOLDER, gap=gap, max_steps=steps, expert=True).run_config()
-    results = run_attempts(
-        cfg, attempts, pipeline_factory=factory, sim=SimConfig(gap=gap_preset(gap))
-    )
+    cfg = eval_config(PLACEHOLDER, gap=gap, max_steps=steps, expert=True)
+    results = run_attempts(cfg, attempts, policy=factory, sim=SimConfig(gap=gap_preset(gap)))
     return results, seen
 
 

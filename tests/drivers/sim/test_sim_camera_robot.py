@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 
+from grasprt.clock import MonotonicClock, SimClock
 from grasprt.drivers.sim import SimConfig, make_sim
 from grasprt.drivers.sim.config import FaultConfig
 from grasprt.errors import DriverError
 from grasprt.profiles import SAWYER
-from grasprt.runtime.clock import MonotonicClock, SimClock
 from grasprt.types import Camera, Frame, JointCommand, Robot
 
 

@@ -33,19 +33,19 @@ def test_unknown_gap_preset_is_a_config_error_naming_the_choices() -> None:
 
 
 @pytest.mark.parametrize(
-    "build",
+    ("build", "words"),
     [
-        lambda: GapConfig(latency_s=-0.01),
-        lambda: GapConfig(noise_std=math.nan),
-        lambda: GapConfig(speed_ratio=1.5),
-        lambda: SceneConfig(workspace=(0.7, 0.5, -0.1, 0.1)),
-        lambda: SceneConfig(start_height=(0.4, 0.3)),
-        lambda: SimConfig(clutter=-1),
-        lambda: SimConfig(substep_s=0.0),
+        (lambda: GapConfig(latency_s=-0.01), r"\[sim gap\] latency_s must be >= 0"),
+        (lambda: GapConfig(noise_std=math.nan), r"\[sim gap\] noise_std must be finite"),
+        (lambda: GapConfig(speed_ratio=1.5), r"\[sim gap\] speed_ratio must be in \(0, 1\]"),
+        (lambda: SceneConfig(workspace=(0.7, 0.5, -0.1, 0.1)), "sim config: workspace"),
+        (lambda: SceneConfig(start_height=(0.4, 0.3)), "sim config: start_height"),
+        (lambda: SimConfig(clutter=-1), r"\[sim\] clutter must be in \[0, 20\]"),
+        (lambda: SimConfig(substep_s=0.0), r"\[sim\] substep_s"),
     ],
 )
-def test_bad_settings_are_config_errors(build) -> None:
-    with pytest.raises(ConfigError, match="sim config"):
+def test_bad_settings_are_config_errors(build, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
         build()
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from grasprt.clock import SimClock
 from grasprt.drivers.sim import SimConfig, make_sim
 from grasprt.drivers.sim.config import GAP_PRESETS
 from grasprt.drivers.sim.expert import Expert
@@ -21,7 +22,7 @@ from grasprt.export.reference.dagger import (
     VALIDATION,
     DaggerConfig,
     Dataset,
-    LabellingPipeline,
+    LabellingPolicy,
     candidate_path,
     draw_gap,
     fit_normalisation,
@@ -32,7 +33,7 @@ from grasprt.export.reference.dagger import (
     train,
 )
 from grasprt.profiles import SAWYER
-from grasprt.runtime.clock import SimClock
+from grasprt.types import Observation
 
 PLACEHOLDER = str(Path(__file__).resolve().parents[3] / "models" / "placeholder")
 
@@ -213,11 +214,12 @@ def test_a_push_moves_the_executed_action_never_the_label() -> None:
     q = robot.read_state().q
 
     clean, data = Dataset(), Dataset()
-    plain = LabellingPipeline(Expert(world, 0.05), policy, clean)
-    pushed = LabellingPipeline(Expert(world, 0.05), policy, data, push)
-    for p in (plain, pushed):
-        p.set_mask(mask)
-    a_plain, a_pushed = plain.control(q, 0.0), pushed.control(q, 0.0)
+    plain = LabellingPolicy(Expert(world, 0.05), policy, clean)
+    pushed = LabellingPolicy(Expert(world, 0.05), policy, data, push)
+    obs = Observation(np.zeros((400, 400, 3), np.uint8), q, 0.0, mask)
+    marks: list[str] = []
+    a_plain, a_pushed = plain.step(obs, marks.append), pushed.step(obs, marks.append)
+    assert marks == ["label_and_act"] * 2
     assert np.allclose(a_pushed[:7], a_plain[:7] + push) and a_pushed[7] == a_plain[7]
     assert np.array_equal(data.labels[0], clean.labels[0])  # the expert's, unpushed
     assert np.all(np.abs(data.labels[0]) <= 1.0)

@@ -14,15 +14,21 @@ from click.testing import CliRunner
 from grasprt.cli import cli
 from grasprt.drivers.sim.config import SceneConfig
 from grasprt.errors import ConfigError
-from grasprt.runtime.evaluate import (
-    EvalConfig,
+from grasprt.evaluation.evaluate import (
+    Attempt,
+    eval_config,
     evaluate,
+    expert_policy,
     grid_positions,
     grid_shape,
     protocol_attempts,
+    run_attempts,
 )
 
 PLACEHOLDER = str(Path(__file__).resolve().parents[2] / "models" / "placeholder")
+# A floor plane 25 cm above the table: the arm starts 30-40 cm up with the fingertips
+# lower still, so a limiter that knows this floor can never bring them to the sphere.
+HIGH_FLOOR_TOML = "[limiter]\nfloor_z = 0.19\n"
 WORKSPACE = SceneConfig().workspace
 
 
@@ -39,7 +45,7 @@ def test_grid_is_regular_inside_the_workspace() -> None:
 
 
 def test_repeats_differ_by_seed_only() -> None:
-    cfg = EvalConfig(bundle=PLACEHOLDER, grid=4, repeats=3)
+    cfg = eval_config(PLACEHOLDER, grid=4, repeats=3)
     attempts = protocol_attempts(cfg, WORKSPACE)
     assert len(attempts) == 12
     assert len({a.seed for a in attempts}) == 12
@@ -47,15 +53,22 @@ def test_repeats_differ_by_seed_only() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"grid": 0}, {"repeats": 0}, {"max_steps": 0}, {"gap": "huge"}, {"seed": -1}]
+    ("bad", "words"),
+    [
+        ({"grid": 0}, "[eval] grid"),
+        ({"repeats": 0}, "[eval] repeats"),
+        ({"max_steps": 0}, "--max-steps"),
+        ({"gap": "huge"}, "gap"),
+        ({"seed": -1}, "--seed"),
+    ],
 )
-def test_bad_settings_are_refused(bad: dict) -> None:
-    with pytest.raises(ConfigError):
-        EvalConfig(bundle=PLACEHOLDER, **bad)
+def test_bad_settings_are_refused(bad: dict, words: str) -> None:
+    with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        eval_config(PLACEHOLDER, **bad)
 
 
 def test_expert_eval_succeeds_and_reports_per_position() -> None:
-    report = evaluate(EvalConfig(bundle=PLACEHOLDER, grid=2, repeats=1, max_steps=80, expert=True))
+    report = evaluate(eval_config(PLACEHOLDER, grid=2, repeats=1, max_steps=80, expert=True))
     s = report.summary()
     assert s["attempts"] == 2 and s["successes"] == 2 and s["success_rate"] == 1.0
     assert s["detection_disagreements"] == 0
@@ -66,7 +79,7 @@ def test_expert_eval_succeeds_and_reports_per_position() -> None:
 def test_network_eval_runs_the_onnx_pipeline_on_rendered_frames() -> None:
     # The placeholder's random controller does not grasp; what matters is that every
     # attempt ran its steps through the segmenter and the limiter without a fault.
-    s = evaluate(EvalConfig(bundle=PLACEHOLDER, grid=1, repeats=2, max_steps=6)).summary()
+    s = evaluate(eval_config(PLACEHOLDER, grid=1, repeats=2, max_steps=6)).summary()
     assert s["attempts"] == 2 and s["faults"] == []
     assert s["successes"] == 0 and s["mean_steps"] == 6
 
@@ -94,7 +107,7 @@ def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--grid", "0"], "--grid"),
+        (["--grid", "0"], "[eval] grid must be >= 1"),
         (["--bundle", "/no/such/bundle"], "no such bundle"),
         (
             ["--json", "/no/such/dir/x.json", "--grid", "1", "--repeats", "1", "--max-steps", "1"],
@@ -115,7 +128,7 @@ def test_cli_bad_input_is_one_line_exit_2(args: list[str], words: str) -> None:
 
 def test_eval_side_never_imports_torch() -> None:
     code = (
-        "import sys, grasprt.eval_cmd, grasprt.runtime.evaluate, grasprt.drivers.sim.expert;"
+        "import sys, grasprt.eval_cmd, grasprt.evaluation.evaluate, grasprt.drivers.sim.expert;"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -146,3 +159,36 @@ def test_a_signal_stops_the_whole_evaluation_not_just_one_attempt(tmp_path: Path
     s = json.loads(out.read_text())
     assert s["stopped"] == "SIGTERM"
     assert 2 <= s["attempts"] < 60
+
+
+def test_a_config_files_floor_reaches_the_limiter_and_the_expert(tmp_path: Path) -> None:
+    # `grasprt eval --config` once built its settings by hand and never saw the file.
+    toml = tmp_path / "floor.toml"
+    toml.write_text(HIGH_FLOOR_TOML)
+    base = ["eval", "--bundle", PLACEHOLDER, "--expert", "--grid", "1", "--repeats", "1",
+            "--max-steps", "80", "--quiet"]  # fmt: skip
+    free = CliRunner().invoke(cli, [*base, "--json", str(tmp_path / "free.json")])
+    held = CliRunner().invoke(
+        cli, [*base, "--config", str(toml), "--json", str(tmp_path / "held.json")]
+    )
+    assert free.exit_code == held.exit_code == 0, (free.output, held.output)
+    free_s = json.loads((tmp_path / "free.json").read_text())
+    held_s = json.loads((tmp_path / "held.json").read_text())
+    assert free_s["successes"] == 1 and held_s["successes"] == 0
+    assert held_s["settings"]["floor_z"] == 0.19 and free_s["settings"]["floor_z"] is None
+
+
+def test_the_limiter_of_every_attempt_has_the_configured_floor() -> None:
+    from grasprt.config import build_run_config
+    from grasprt.drivers.registry import robot_settings_types
+
+    seen: list[float | None] = []
+
+    def watching(run):
+        seen.append(run.limiter.config.floor)
+        return expert_policy(run)
+
+    flags = {"bundle": PLACEHOLDER, "limiter.floor_z": 0.19, "max_steps": 3}
+    cfg = build_run_config(None, flags, robots=robot_settings_types(), defaults={"clock": "sim"})
+    run_attempts(cfg, [Attempt(0.6, 0.0, 1), Attempt(0.5, 0.1, 2)], policy=watching)
+    assert seen == [pytest.approx(0.19 + cfg.limiter.floor_clearance)] * 2

@@ -2,8 +2,9 @@
 
 Every attempt runs through :class:`~grasprt.runtime.runner.Run`, the very code
 `grasprt run` uses (model view, segmenter, threshold, controller, limiter, gate,
-watchdogs); only the clock differs: the simulator's own by default, so an evaluation
-runs as fast as the machine allows, or a monotonic one with ``realtime``.
+watchdogs), with the same configuration (`--config FILE.toml` reaches it whole); only
+the clock differs: the simulator's own unless `--clock wall`, so an evaluation runs as
+fast as the machine allows.
 
 An attempt succeeds when the world's truth says so (the sphere held and lifted 5 cm off
 the table); the loop's own grasp detection ends the episode, and the report counts the
@@ -22,58 +23,49 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from grasprt.config import RunConfig, SimSettings
+from grasprt.config import RunConfig, build_run_config
+from grasprt.drivers.registry import build_drivers, check_run, robot_kind, robot_settings_types
+from grasprt.drivers.sim.config import SceneConfig, SimSettings
+from grasprt.drivers.sim.kind import SIM_MAX_STEPS, sim_drivers
 from grasprt.errors import ConfigError
-from grasprt.runtime.runner import Run, limiter_floor
-from grasprt.runtime.watchdog import StalenessConfig
+from grasprt.runtime.runner import PolicyFactory, Run
 
 if TYPE_CHECKING:
     from grasprt.drivers.sim.config import SimConfig
     from grasprt.drivers.sim.expert import Expert
 
-GAPS = ("default", "none", "large")
+# On the simulator's clock no arm moves in wall time: the wall-clock heartbeat would
+# only measure how busy the machine is (a loaded CI box trips 0.5 s). A hung loop still
+# trips this one; every other watchdog runs on sim time.
+SIM_CLOCK_HEARTBEAT_S = 30.0
 
 
-@dataclass(frozen=True)
-class EvalConfig:
-    bundle: str
-    grid: int = 50
-    repeats: int = 3
-    max_steps: int = 150
-    gap: str = "default"
-    moving: bool = False
-    gt_mask: bool = False
-    expert: bool = False
-    realtime: bool = False
-    seed: int = 0
+def eval_config(bundle: str, **settings: Any) -> RunConfig:
+    """The configuration `grasprt eval` would build from flags, for callers in Python:
+    `eval_config(b, gap="large", gt_mask=True, grid=10)`. Names are flags' (a sim
+    setting, an `[eval]` one or a `[run]` one); the clock is the simulator's."""
+    robots = robot_settings_types()
+    sim_names = {f for f in SimSettings.__dataclass_fields__}
+    eval_names = {"grid", "repeats", "expert"}
+    flags: dict[str, Any] = {"bundle": bundle, "robot": "sim"}
+    for name, value in settings.items():
+        part = "robot." if name in sim_names else "eval." if name in eval_names else ""
+        flags[part + name] = value
+    return build_run_config(None, flags, robots=robots, defaults={"clock": "sim"})
 
-    def __post_init__(self) -> None:
-        if self.grid < 1:
-            raise ConfigError("--grid must be at least 1 position")
-        if self.repeats < 1:
-            raise ConfigError("--repeats must be at least 1")
-        if self.max_steps < 1:
-            raise ConfigError("--max-steps must be at least 1")
-        if self.gap not in GAPS:
-            raise ConfigError(f"--gap must be one of {', '.join(GAPS)}, not {self.gap!r}")
-        if self.seed < 0:
-            raise ConfigError("--seed must be >= 0")
 
-    def run_config(self) -> RunConfig:
-        # On the simulator's clock no arm moves in wall time: the wall-clock heartbeat
-        # would only measure how busy the machine is (a loaded CI box trips 0.5 s). A
-        # hung loop still trips the long one; every other watchdog runs on sim time.
-        watchdog = StalenessConfig() if self.realtime else StalenessConfig(heartbeat_s=30.0)
-        return RunConfig(
-            robot="sim",
-            watchdog=watchdog,
-            bundle=self.bundle,
-            fast=not self.realtime,
-            max_steps=self.max_steps,
-            gt_mask=self.gt_mask,
-            seed=self.seed,
-            sim=SimSettings(gap=self.gap, moving=self.moving),
+def attempt_config(cfg: RunConfig) -> RunConfig:
+    """`cfg` as one attempt runs it: one episode, the sim clock's heartbeat."""
+    kind = robot_kind(cfg.robot)
+    if not kind.simulated:
+        raise ConfigError(
+            f"eval needs a simulated robot (only it knows whether a grasp held), "
+            f"not --robot {cfg.robot}"
         )
+    watchdog = cfg.watchdog
+    if cfg.sim_clock and watchdog.heartbeat_s < SIM_CLOCK_HEARTBEAT_S:
+        watchdog = replace(watchdog, heartbeat_s=SIM_CLOCK_HEARTBEAT_S)
+    return replace(cfg, episodes=1, watchdog=watchdog, record=None, json=None)
 
 
 @dataclass(frozen=True)
@@ -94,7 +86,7 @@ class AttemptResult:
 
 @dataclass
 class EvalReport:
-    config: EvalConfig
+    config: RunConfig
     results: list[AttemptResult] = field(default_factory=list)
     # The signal that cut the evaluation short (its results are then partial), or None.
     stopped: str | None = None
@@ -114,18 +106,7 @@ class EvalReport:
             "detection_disagreements": int(sum(r.success != r.detected for r in self.results)),
             "stopped": self.stopped,
             "faults": [r.fault for r in self.results if r.fault],
-            "settings": {
-                "grid": self.config.grid,
-                "repeats": self.config.repeats,
-                "max_steps": self.config.max_steps,
-                "gap": self.config.gap,
-                "moving": self.config.moving,
-                "gt_mask": self.config.gt_mask,
-                "expert": self.config.expert,
-                "realtime": self.config.realtime,
-                "seed": self.config.seed,
-                "bundle": self.config.bundle,
-            },
+            "settings": settings_of(self.config),
             "per_position": [
                 {
                     "x": round(x, 4),
@@ -136,6 +117,24 @@ class EvalReport:
                 for (x, y), rs in per.items()
             ],
         }
+
+
+def settings_of(cfg: RunConfig) -> dict[str, Any]:
+    sim = cfg.robot_settings or SimSettings()
+    return {
+        "grid": cfg.eval.grid,
+        "repeats": cfg.eval.repeats,
+        "max_steps": cfg.max_steps or SIM_MAX_STEPS,
+        "gap": sim.gap,
+        "moving": sim.moving,
+        "clutter": sim.clutter,
+        "gt_mask": cfg.gt_mask,
+        "expert": cfg.eval.expert,
+        "clock": cfg.clock,
+        "seed": cfg.seed,
+        "bundle": cfg.bundle,
+        "floor_z": cfg.limiter.floor_z,
+    }
 
 
 def grid_shape(n: int, workspace: Sequence[float]) -> tuple[int, int]:
@@ -156,11 +155,11 @@ def grid_positions(n: int, workspace: Sequence[float]) -> list[tuple[float, floa
     return [(x, y) for x in xs for y in ys]
 
 
-def protocol_attempts(cfg: EvalConfig, workspace: Sequence[float]) -> list[Attempt]:
+def protocol_attempts(cfg: RunConfig, workspace: Sequence[float]) -> list[Attempt]:
     """Each grid position `repeats` times, each repeat with its own seed."""
     out = []
-    for i, (x, y) in enumerate(grid_positions(cfg.grid, workspace)):
-        for r in range(cfg.repeats):
+    for i, (x, y) in enumerate(grid_positions(cfg.eval.grid, workspace)):
+        for r in range(cfg.eval.repeats):
             out.append(Attempt(x, y, cfg.seed * 1_000_003 + i * 1009 + r))
     return out
 
@@ -179,35 +178,31 @@ class AttemptsStopped(Exception):
         self.results = results
 
 
-# Builds the object in the controller's place for a run (a network pipeline, the
-# expert, a training policy); None keeps the bundle's own ONNX pipeline.
-PipelineFactory = Callable[[Run, Any], Any]
-
-
 def run_attempts(
     run_cfg: RunConfig,
     attempts: Sequence[Attempt],
     *,
-    pipeline_factory: PipelineFactory | None = None,
+    policy: PolicyFactory | None = None,
     progress: Callable[[AttemptResult, int, int], None] | None = None,
     sim: SimConfig | None = None,
 ) -> list[AttemptResult]:
     """Run each attempt as a one-episode `grasprt run` on the simulated Sawyer.
 
-    `sim` replaces the simulation settings `run_cfg` names (training draws its own
-    dynamics gap); the evaluation protocol leaves it None. A fresh Run per attempt
-    (fresh world, connected drivers, sessions) costs a fraction of a second and keeps
-    attempts independent: a fault stop counts as that attempt's failure, not the
-    evaluation's end, and progress comes as each attempt ends.
+    `policy` builds what acts in the bundle's place (the expert, a training policy);
+    None: the bundle's own graphs. `sim` replaces the simulation settings `run_cfg`
+    names (training draws its own dynamics gap); the evaluation protocol leaves it None.
+    A fresh Run per attempt (fresh world, connected drivers, sessions) costs a fraction
+    of a second and keeps attempts independent: a fault stop counts as that attempt's
+    failure, not the evaluation's end, and progress comes as each attempt ends.
     """
-    cfg = replace(run_cfg, episodes=1)
+    cfg = attempt_config(run_cfg)
     results: list[AttemptResult] = []
     with _signals_noted() as pending:
         for a in attempts:
             if pending:
                 # Between attempts: no run holds the handlers, the series notes it.
                 raise AttemptsStopped(pending[0], results)
-            _one_attempt(cfg, a, results, pipeline_factory, sim)
+            _one_attempt(cfg, a, results, policy, sim)
             if progress is not None:
                 progress(results[-1], len(results), len(attempts))
     return results
@@ -237,22 +232,21 @@ def _one_attempt(
     cfg: RunConfig,
     a: Attempt,
     results: list[AttemptResult],
-    pipeline_factory: PipelineFactory | None,
+    policy: PolicyFactory | None,
     sim: SimConfig | None,
 ) -> None:
     """One attempt as a one-episode run; its result is appended to `results`."""
-    from grasprt.profiles import SAWYER
-    from grasprt.runtime.runner import sim_drivers
 
-    drivers = sim_drivers(cfg, SAWYER, sim)
-    world = drivers.world
+    def make(cfg: RunConfig, bundle: Any) -> Any:
+        check_run(cfg, robot_kind(cfg.robot), bundle)
+        # Training's own dynamics gap replaces [sim]'s (DAgger draws one per episode).
+        drivers = build_drivers(cfg, bundle) if sim is None else sim_drivers(cfg, bundle, sim)
+        world = drivers.world
+        drivers.setup_episode = lambda n: world.reset(a.seed, sphere_xy=(a.x, a.y))
+        return drivers
 
-    def setup(n: int, world: Any = world, a: Attempt = a) -> None:
-        world.reset(a.seed, sphere_xy=(a.x, a.y))
-
-    run = Run(cfg, drivers=replace(drivers, setup_episode=setup))
-    if pipeline_factory is not None:
-        run.pipeline = pipeline_factory(run, world)
+    run = Run(cfg, make_drivers=make, policy=policy)
+    world = run.drivers.world
     report = run.execute()
     if report.stopped and not report.episodes:
         raise AttemptsStopped(report.stopped, results)
@@ -266,35 +260,33 @@ def _one_attempt(
         raise AttemptsStopped(report.stopped, results)  # the operator wants out
 
 
-def sim_expert(run: Run, world: Any) -> Expert:
-    """The scripted expert for `world`, told where this run's limiter floor is."""
+def sim_expert(run: Run) -> Expert:
+    """The scripted expert for the run's world, told where its limiter floor is."""
     from grasprt.drivers.sim.expert import Expert
 
-    floor = limiter_floor(run.cfg, world.table_z)
+    world = run.drivers.world
+    floor = run.cfg.limiter.floor_height(world.table_z)
     return Expert(world, run.bundle.action_scale, floor_z=floor)
 
 
-def expert_factory(run: Run, world: Any) -> Any:
-    from grasprt.drivers.sim.expert import ExpertPipeline
+def expert_policy(run: Run) -> Any:
+    from grasprt.drivers.sim.expert import ExpertPolicy
 
-    return ExpertPipeline(sim_expert(run, world))
+    return ExpertPolicy(sim_expert(run))
 
 
 def evaluate(
-    cfg: EvalConfig,
+    cfg: RunConfig,
     *,
     progress: Callable[[AttemptResult, int, int], None] | None = None,
-    pipeline_factory: PipelineFactory | None = None,
+    policy: PolicyFactory | None = None,
 ) -> EvalReport:
-    from grasprt.drivers.sim.config import SceneConfig
-
+    """The protocol under `cfg` (`cfg.eval`: grid, repeats, expert)."""
     attempts = protocol_attempts(cfg, SceneConfig().workspace)
-    factory = pipeline_factory or (expert_factory if cfg.expert else None)
+    factory = policy or (expert_policy if cfg.eval.expert else None)
     report = EvalReport(cfg)
     try:
-        report.results = run_attempts(
-            cfg.run_config(), attempts, pipeline_factory=factory, progress=progress
-        )
+        report.results = run_attempts(cfg, attempts, policy=factory, progress=progress)
     except AttemptsStopped as e:
         report.results, report.stopped = e.results, e.signal_name
     return report

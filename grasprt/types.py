@@ -231,7 +231,8 @@ class Policy(Protocol):
     mask: np.ndarray
 
     def step(self, obs: Observation, mark: Callable[[str], None]) -> np.ndarray:
-        """The action for this cycle (8 floats: 7 joint deltas, gripper), in [-1, 1]."""
+        """This cycle's action (8 floats: 7 joint deltas, gripper): a request the
+        limiter judges, nominally in [-1, 1]."""
         ...
 
 

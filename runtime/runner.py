@@ -110,8 +110,9 @@ class Run:
 
     In order: the bundle (against the contract and its robot's profile), the drivers
     (built, not connected: a bad camera spec or a robot that cannot do what was asked
-    is refused here), the policy (ONNX sessions), the model view (the camera's
-    coverage of the bundle's), the limiter, then the record file.
+    is refused here), the limiter, the policy (ONNX sessions), then the record file.
+    `execute` connects the camera before the arm: the model view (the camera's
+    coverage of the bundle's view) is checked before the arm is enabled.
     """
 
     def __init__(

@@ -9,7 +9,18 @@ OUT    ?= out
 # Evaluations the reference build runs at once (one per core).
 JOBS   ?= 2
 
-.PHONY: demo test lint format placeholder reference clean
+# grasprt's ROS environment (docs/sawyer.md): Debian 12's ROS 1 for the system Python
+# 3.11, the Intera messages generated with genpy into build/ros (never committed), the
+# real intera_interface from ../shared/third_party, and a venv that sees both.
+ROS_VENV  ?= .venv-ros
+ROS_BUILD ?= build/ros
+INTERA    ?= ../shared/third_party
+ROS_APT   := python3-rospy python3-genpy python3-genmsg python3-rosmaster rosout \
+	python3-roslaunch python3-rostopic python3-actionlib python3-dynamic-reconfigure \
+	python3-tf python3-tf2-ros python3-sensor-msgs python3-geometry-msgs python3-std-msgs \
+	ros-std-msgs ros-geometry-msgs ros-sensor-msgs ros-actionlib-msgs python3-venv
+
+.PHONY: demo test test-ros ros lint format placeholder reference clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +38,28 @@ demo: $(VENV)/.base
 	@mkdir -p $(OUT) && rm -f $(OUT)/demo.mcap
 	$(BIN)/grasprt run --robot sim --episodes 3 --record $(OUT)/demo.mcap --json $(OUT)/demo.json
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev ros
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not ros"
+	$(MAKE) --no-print-directory test-ros
+
+# The tests over a real ROS master and the real Intera SDK (marked `ros`).
+test-ros: ros
+	. $(ROS_BUILD)/setup.sh && $(ROS_VENV)/bin/python -m pytest -q -m ros tests/drivers
+
+ros: $(ROS_VENV)/.ros
+
+$(ROS_VENV)/.ros: pyproject.toml tools/make_ros_env.py
+	@if ! command -v roscore >/dev/null || [ ! -e /usr/lib/genpy/genmsg_py.py ]; then \
+		echo "make ros: installing Debian's ROS packages (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $(ROS_APT) >/dev/null; \
+	fi
+	/usr/bin/python3 tools/make_ros_env.py --sdk $(INTERA) --out $(ROS_BUILD)
+	/usr/bin/python3 -m venv --system-site-packages $(ROS_VENV)
+	$(ROS_VENV)/bin/python -m pip --disable-pip-version-check -q install -e '.[dev]'
+	. $(ROS_BUILD)/setup.sh && $(ROS_VENV)/bin/python -c "import rospy, intera_interface, grasprt.runtime.runner"
+	touch $@
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -49,4 +79,4 @@ reference: $(VENV)/.dev
 	$(BIN)/python -m grasprt.export.reference.build --out models/reference --seed 0 --jobs $(JOBS)
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(ROS_VENV) $(ROS_BUILD) $(OUT) .pytest_cache .ruff_cache *.egg-info

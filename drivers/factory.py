@@ -20,7 +20,8 @@ from grasprt.types import Camera, Clock
 
 CAMERA_SPEC_HELP = (
     "Camera: sim | realsense[:SERIAL|:FILE.db3|:FILE.bag] | opencv:INDEX|/dev/videoN|FILE | "
-    "gst:PIPELINE. Append @WxH or @WxHxFPS to pick a mode and ,OPTION for options: "
+    "gst:PIPELINE | ros:TOPIC (sensor_msgs/Image). Append @WxH or @WxHxFPS to pick a mode "
+    "and ,OPTION for options: "
     "loop and pace=fast (recordings, video files), settle=N (frames dropped at start), "
     "fourcc=MJPG (V4L2). E.g. realsense:123456789012@640x480x30, opencv:0@1280x720x30,"
     "fourcc=MJPG, opencv:clip.mp4,loop. `grasprt devices` lists what is connected."
@@ -47,6 +48,18 @@ def _serial_or_recording(target: str | None) -> str | None:
     return f"{target!r} is neither a serial number nor a .db3/.bag recording"
 
 
+_ROS_NAME = re.compile(r"[/A-Za-z][A-Za-z0-9_/]*")
+
+
+def _ros_topic(target: str | None) -> str | None:
+    # rosgraph's legal names, less private (~) ones: the topic is not grasprt's own.
+    if target is None:
+        return "needs a topic, e.g. ros:/camera/color/image_raw"
+    if not _ROS_NAME.fullmatch(target) or "//" in target or target.endswith("/"):
+        return f"{target!r} is not a ROS topic name (/ns/image_raw or ns/image_raw)"
+    return None
+
+
 def _is_recording(target: str) -> bool:
     return target.lower().endswith(RECORDING_SUFFIXES)
 
@@ -69,6 +82,8 @@ class CameraKind:
     is_file: Callable[[str], bool] = lambda target: False
     # The whole rest of the spec is the target, commas and all (a GStreamer pipeline).
     whole: bool = False
+    # Whether `@WxH[xFPS]` picks a mode; a topic or a pipeline brings its own.
+    takes_mode: bool = True
 
 
 CAMERAS: dict[str, CameraKind] = {
@@ -91,6 +106,13 @@ CAMERAS: dict[str, CameraKind] = {
         ),
         CameraKind(
             "gst", "gst:PIPELINE", "grasprt.drivers.opencv_camera:from_gst_spec", whole=True
+        ),
+        CameraKind(
+            "ros",
+            "ros:TOPIC",
+            "grasprt.drivers.ros_camera:from_spec",
+            _ros_topic,
+            takes_mode=False,
         ),
     )
 }
@@ -145,6 +167,8 @@ def parse_camera_spec(spec: str) -> CameraSpec:
         raise _bad(spec, f"{kind.name}: {why}" if target is None else why)
     if any(v == 0 for v in size):
         raise _bad(spec, "width, height and fps must be positive")
+    if any(size) and not kind.takes_mode:
+        raise _bad(spec, f"{kind.name} streams at its own size and rate: drop the @mode")
     parsed = CameraSpec(kind.name, target, *size)
     return _with_options(spec, parsed, options)
 

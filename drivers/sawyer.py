@@ -22,6 +22,8 @@ import numpy as np
 
 from grasprt.bundle import Bundle
 from grasprt.config import RunConfig, check_number
+from grasprt.drivers.gripper_worker import GripperWorker
+from grasprt.drivers.ros_node import ensure_node, import_rospy
 from grasprt.errors import DriverError
 from grasprt.profiles import SAWYER, RobotProfile, get_profile
 from grasprt.types import Clock, Drivers, JointCommand, RobotState
@@ -32,6 +34,8 @@ INTERA_MISSING = (
     "intera_interface not found: source your ROS workspace "
     "(source ~/ros_ws/devel/setup.bash) and install intera_sdk"
 )
+# The robot publishes its joint states at 100 Hz; connect waits this long for one.
+JOINT_STATES_WAIT_S = 2.0
 # intera_core_msgs/AssemblyState.estop_button
 ESTOP_BUTTON_PRESSED = 1
 # intera_interface.Gripper.MAX_POSITION, metres between the fingers when open: the
@@ -66,11 +70,12 @@ class InteraSdk:
 
 
 def import_intera() -> InteraSdk:
+    """Debian's (or the workspace's) rospy and the real intera_interface."""
+    rospy = import_rospy()
     try:
         import intera_interface
-        import rospy
-    except ImportError:
-        raise DriverError(INTERA_MISSING) from None
+    except ImportError as err:
+        raise DriverError(f"{INTERA_MISSING} ({err})") from None
     return InteraSdk(rospy=rospy, intera_interface=intera_interface)
 
 
@@ -80,10 +85,11 @@ def fault_from_assembly_state(state: Any) -> str | None:
         return "no robot state received from /robot/state"
     if getattr(state, "estop_button", 0) == ESTOP_BUTTON_PRESSED:
         return "Sawyer e-stop button pressed"
-    if getattr(state, "stopped", False):
-        return f"Sawyer stopped (e-stop source {getattr(state, 'estop_source', '?')})"
+    # An error stops the robot too: name the error, the stop is its consequence.
     if getattr(state, "error", False):
         return "Sawyer in error state (see the robot's diagnostics)"
+    if getattr(state, "stopped", False):
+        return f"Sawyer stopped (e-stop source {getattr(state, 'estop_source', '?')})"
     if not getattr(state, "enabled", False):
         return "Sawyer not enabled"
     return None
@@ -128,20 +134,44 @@ class SawyerRobot:
         self._enabler: Any = None
         self._limb: Any = None
         self._gripper: Any = None
+        self._gripper_worker: Any = None
         self._gripper_closed: bool | None = None
+        # Real SDK only: when /robot/joint_states last arrived, and the master's health.
+        self._joint_clock: Any = None
+        self._master: Any = None
 
     # -- start-up -----------------------------------------------------------------
 
     def connect(self) -> None:
+        injected = self._sdk is not None
         sdk = self._sdk or import_intera()
         self._sdk = sdk
         ii = sdk.intera_interface
+        if injected:
+            self._init_injected_node(sdk)
+        else:
+            # Asks the master first: rospy's init_node would wait forever for none.
+            ensure_node(self.node_name)
         try:
-            sdk.rospy.init_node(self.node_name, anonymous=True, disable_signals=True)
-        except Exception as err:
-            # A second connect in one process: rospy allows one init_node per process.
-            if "already" not in str(err):
-                raise DriverError(f"rospy.init_node failed: {err}") from None
+            self._enabler = self._enable(ii)
+            self._limb = self._open_limb(ii)
+            if self.use_gripper:
+                self._gripper = self._connect_gripper(ii)
+                self._gripper_worker = GripperWorker(self._gripper, "intera-gripper")
+            if not injected:
+                self._watch(sdk.rospy)
+        except BaseException:
+            # Half a connection must not command anything: undo what was set up.
+            self._release()
+            raise
+        log.info(
+            "Sawyer connected: speed ratio %.2f, command timeout %.2f s, gripper %s",
+            self.speed_ratio,
+            self.command_timeout_s,
+            "intera" if self._gripper is not None else "external",
+        )
+
+    def _enable(self, ii: Any) -> Any:
         try:
             enabler = ii.RobotEnable(versioned=True)
         except SystemExit:
@@ -163,8 +193,15 @@ class SawyerRobot:
             raise DriverError(f"could not enable the Sawyer: {err}; reset it and retry") from None
         if not getattr(enabler.state(), "enabled", False):
             raise DriverError("Sawyer did not report enabled after enable(); reset it and retry")
-        self._enabler = enabler
+        return enabler
 
+    def _open_limb(self, ii: Any) -> Any:
+        limbs = self._limb_names(ii)
+        if limbs is not None and self.limb_name not in limbs:
+            # The real Limb() of a limb the robot lacks logs and returns half built.
+            raise DriverError(
+                f"the Sawyer has no limb {self.limb_name!r} (it has {', '.join(limbs) or 'none'})"
+            )
         try:
             limb = ii.Limb(self.limb_name)
             names = tuple(limb.joint_names())
@@ -178,16 +215,41 @@ class SawyerRobot:
             )
         limb.set_joint_position_speed(self.speed_ratio)
         limb.set_command_timeout(self.command_timeout_s)
-        self._limb = limb
+        return limb
 
-        if self.use_gripper:
-            self._gripper = self._connect_gripper(ii)
-        log.info(
-            "Sawyer connected: speed ratio %.2f, command timeout %.2f s, gripper %s",
-            self.speed_ratio,
-            self.command_timeout_s,
-            "intera" if self._gripper is not None else "external",
-        )
+    @staticmethod
+    def _limb_names(ii: Any) -> list[str] | None:
+        """The robot's limbs from its parameters (None where the SDK cannot say)."""
+        params = getattr(ii, "RobotParams", None)
+        if params is None:
+            return None
+        try:
+            return list(params().get_limb_names())
+        except Exception:
+            return None
+
+    def _watch(self, rospy: Any) -> None:
+        """What the SDK does not watch: the joint states' arrival, the master's life."""
+        from sensor_msgs.msg import JointState
+
+        from grasprt.drivers.ros_node import master_uri
+        from grasprt.drivers.ros_watch import MasterWatch, TopicClock
+
+        self._joint_clock = TopicClock(rospy, "/robot/joint_states", JointState, self.clock)
+        if not self._joint_clock.wait_first(JOINT_STATES_WAIT_S):
+            raise DriverError(
+                f"no /robot/joint_states within {JOINT_STATES_WAIT_S:g} s of connecting"
+            )
+        self._master = MasterWatch(master_uri())
+        self._master.start()
+
+    def _init_injected_node(self, sdk: InteraSdk) -> None:
+        try:
+            sdk.rospy.init_node(self.node_name, anonymous=True, disable_signals=True)
+        except Exception as err:
+            # A second connect in one process: rospy allows one init_node per process.
+            if "already" not in str(err):
+                raise DriverError(f"rospy.init_node failed: {err}") from None
 
     def _connect_gripper(self, ii: Any) -> Any:
         ee_name = f"{self.limb_name}_gripper"
@@ -217,8 +279,18 @@ class SawyerRobot:
                 self._enabler.disable()
             except Exception:
                 log.exception("Sawyer disable failed")
-        self._limb = None
-        self._gripper = None
+        self._release()
+
+    def _release(self) -> None:
+        """Forget the connection: threads stopped, subscriptions closed, no limb."""
+        if self._gripper_worker is not None:
+            self._gripper_worker.stop()
+        if self._master is not None:
+            self._master.stop()
+        if self._joint_clock is not None:
+            self._joint_clock.close()
+        self._limb = self._gripper = self._gripper_worker = None
+        self._master = self._joint_clock = None
         self._gripper_closed = None
 
     # -- the loop ---------------------------------------------------------------------
@@ -229,6 +301,8 @@ class SawyerRobot:
         q = np.array([angles.get(n, math.nan) for n in self.joint_names], dtype=np.float64)
         state = self._enabler.state()
         fault = fault_from_assembly_state(state)
+        if self._master is not None and self._master.lost:
+            fault = self._master.lost
         gripper_pos = 0.0
         object_held: bool | None = None
         if self._gripper is not None:
@@ -237,14 +311,24 @@ class SawyerRobot:
             object_held = bool(self._gripper.is_gripping())
             if fault is None and self._gripper.has_error():
                 fault = "Intera gripper reports an error"
+            if fault is None and self._gripper_worker.error:
+                fault = f"Intera gripper command failed: {self._gripper_worker.error}"
         return RobotState(
             q=q,
             gripper=gripper_pos,
-            stamp=self.clock.now(),
+            stamp=self._state_stamp(),
             enabled=bool(getattr(state, "enabled", False)),
             object_held=object_held,
             fault=fault,
         )
+
+    def _state_stamp(self) -> float:
+        # When the joint angles arrived, not when they were read: a silent
+        # /robot/joint_states must age, so the loop's watchdog holds, then stops.
+        clock = self._joint_clock
+        if clock is None or clock.last is None:
+            return self.clock.now()  # an injected SDK (tests) has no topic to watch
+        return clock.last
 
     def command(self, cmd: JointCommand) -> None:
         limb = self._require_limb()
@@ -255,10 +339,8 @@ class SawyerRobot:
         with self._lock:
             limb.set_joint_positions(targets)
             if self._gripper is not None and cmd.gripper_closed != self._gripper_closed:
-                if cmd.gripper_closed:
-                    self._gripper.close()
-                else:
-                    self._gripper.open()
+                # Off this thread: Intera's open/close block longer than a cycle.
+                self._gripper_worker.request(cmd.gripper_closed)
                 self._gripper_closed = cmd.gripper_closed
 
     def hold(self) -> None:
@@ -295,9 +377,13 @@ def sawyer_drivers(cfg: RunConfig, bundle: Bundle) -> Drivers:
     """The Sawyer's drivers for a run (drivers/registry.py): the arm on Intera, its own
     gripper unless `--gripper` names another, the camera and heartbeat given."""
     from grasprt.clock import MonotonicClock
+    from grasprt.drivers.episode_setup import EpisodeSetup
     from grasprt.drivers.hardware import hardware_drivers
 
     s = cfg.robot_settings or SawyerSettings()
+    # Imported now, while the run is being checked: a PC without rospy or the SDK is
+    # told so in one line before anything connects.
+    import_intera()
     clock = MonotonicClock()
     robot = SawyerRobot(
         profile=get_profile(bundle.robot),
@@ -307,4 +393,7 @@ def sawyer_drivers(cfg: RunConfig, bundle: Bundle) -> Drivers:
         limb_name=s.limb,
         use_gripper=not cfg.gripper,
     )
-    return hardware_drivers(cfg, robot, clock)
+    drivers = hardware_drivers(cfg, robot, clock)
+    # A twin resets its world for each episode; a real robot's operator places the sphere.
+    drivers.setup_episode = EpisodeSetup(cfg.seed, drivers.setup_episode)
+    return drivers

@@ -28,6 +28,10 @@ COMMANDS = {
     ),
     "eval": ("grasprt.eval_cmd:eval_cmd", "Grasp success in the sim under the paper's protocol."),
     "view": ("grasprt.calibration.cli:view_cmd", "Write a PNG: camera frame, model view, mask."),
+    "twin": (
+        "grasprt.twin_cmd:twin_cmd",
+        "Serve a simulated Sawyer over ROS, as the real robot does (Intera's side).",
+    ),
 }
 
 

@@ -100,7 +100,7 @@ def test_modes_parse_back(width: int, height: int, fps: int | None, head: str) -
 
 
 def test_help_text_names_every_kind() -> None:
-    for kind in ("sim", "realsense", "opencv:", "gst:", "@WxH", "loop", "pace=fast", "settle="):
+    for kind in ("sim", "realsense", "opencv:", "gst:", "ros:", "@WxH", "loop", "pace=fast"):
         assert kind in CAMERA_SPEC_HELP
 
 

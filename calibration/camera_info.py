@@ -34,7 +34,7 @@ def _matrix(doc: dict, key: str, rows: int, cols: int, path: Path) -> list[float
 _MODELS = {"plumb_bob": (4, 5), "rational_polynomial": (8, 12, 14)}
 
 
-def _check_distortion(model: object, dist: tuple[float, ...], path: Path) -> None:
+def check_distortion(model: object, dist: tuple[float, ...], path: Path) -> None:
     if model in (None, ""):
         if dist and len(dist) not in (4, 5, 8, 12, 14):
             raise ConfigError(
@@ -76,7 +76,7 @@ def load_camera_info(path: str | Path) -> Intrinsics:
             raise ConfigError(
                 f"{path}: 'distortion_coefficients' needs a 'data' list of numbers"
             ) from None
-    _check_distortion(doc.get("distortion_model"), dist, path)
+    check_distortion(doc.get("distortion_model"), dist, path)
     if not all(math.isfinite(v) for v in (*k, *dist)):
         raise ConfigError(f"{path}: camera_matrix and distortion_coefficients must be finite")
     if width <= 0 or height <= 0 or k[0] <= 0 or k[4] <= 0:

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from grasprt.calibration.camera_info import _check_distortion
+from grasprt.calibration.camera_info import check_distortion
 from grasprt.drivers.capture_camera import CaptureCamera, CaptureSettings, CaptureStats
 from grasprt.drivers.ros_node import ensure_node
 from grasprt.errors import ConfigError, DriverError
@@ -142,7 +142,7 @@ def intrinsics_from_camera_info(info: Any, source: str = "CameraInfo") -> Intrin
         raise ConfigError(f"{source}: K must be 9 finite numbers and D finite")
     if k[0] <= 0 or k[4] <= 0 or width <= 0 or height <= 0:
         raise ConfigError(f"{source}: the camera is not calibrated (K or the size is zero)")
-    _check_distortion(info.distortion_model, dist, Path(source))
+    check_distortion(info.distortion_model, dist, Path(source))
     fx, fy, cx, cy = k[0], k[4], k[2], k[5]
     roi = getattr(info, "roi", None)
     if roi is not None and roi.width and roi.height:

@@ -59,6 +59,7 @@ def print_table(r: dict[str, Any]) -> None:
         click.echo(_row(name, st))
     click.echo(_row("cycle", r["cycle_ms"]))
     click.echo(_row("wake lateness", r["lateness_ms"]))
+    click.echo(_row("photon->command", r["photon_to_command_ms"]))
     click.echo(_row("stage gap", r["stage_gap_ms"]))
     mo = r["models_only_ms"]
     parts = ", ".join(f"{k} {v:.3f}" for k, v in mo.items())

@@ -62,6 +62,7 @@ def print_summary(s: dict[str, Any]) -> None:
     )
     click.echo(f"cycle        {'':<10}{_fmt(s['cycle_ms'])}")
     click.echo(f"lateness     {'':<10}{_fmt(s['lateness_ms'])}")
+    click.echo(f"photon->cmd  {'':<10}{_fmt(s['photon_to_command_ms'])}")
     for name, st in s["stages"].items():
         click.echo(f"  {name:<21}{_fmt(st)}")
     for f in s["faults"]:

@@ -179,6 +179,7 @@ class LoopRun:
             "overruns": s["overruns"],
             "cycle_ms": cycle,
             "lateness_ms": late,
+            "photon_to_command_ms": s["photon_to_command_ms"],
             "stages": s["stages"],
             # What the stage marks miss: timer overhead and the gaps between marks.
             "stage_gap_ms": summarize(gap),

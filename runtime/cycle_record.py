@@ -105,6 +105,12 @@ class CycleRecord:
     mask_area: float | None = field(
         metadata=_doc("mask pixels over the threshold, of 100 x 100", "pixels")
     )
+    photon_to_command_ms: float | None = field(
+        metadata=_doc(
+            "the frame's capture stamp to the command handed to the driver; null: none sent",
+            "ms",
+        )
+    )
     stages_ms: Mapping[str, float] = field(
         metadata=_doc("time in each stage reached this cycle", "ms")
     )

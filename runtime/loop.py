@@ -116,6 +116,8 @@ class _Decision:
     action: np.ndarray
     mask: np.ndarray
     limited: LimitResult
+    # The frame's capture stamp to the command handed to the driver, once sent.
+    photon_s: float | None = None
 
 
 @dataclass
@@ -310,7 +312,10 @@ class ControlLoop:
             return outcome
         ep.gripper_closed = limited.gripper_closed
         self.gate.send(JointCommand(limited.target, limited.gripper_closed, r.now))
+        assert r.frame is not None  # a cycle without a frame holds
+        d.photon_s = self.clock.now() - r.frame.stamp
         self.timer.mark("command")
+        self.timer.note_photon(d.photon_s)
         if self.heartbeat is not None:
             self.heartbeat.beat()
         res.steps += 1
@@ -391,6 +396,7 @@ def _cycle_record(
         verdict=verdict,
         reason=reason,
         mask_area=None if d is None else float(d.mask.sum()),
+        photon_to_command_ms=None if d is None or d.photon_s is None else d.photon_s * 1e3,
         stages_ms=stages_ms,
     )
 

@@ -64,6 +64,7 @@ class RunReport:
             "cycles": t.get("cycles", 0),
             "cycle_ms": t.get("cycle_ms", {}),
             "lateness_ms": t.get("lateness_ms", {}),
+            "photon_to_command_ms": t.get("photon_to_command_ms", {}),
             "stages": t.get("stages", {}),
             "limited_steps": sum(e.limited_steps for e in self.episodes),
             "holds": sum(e.holds for e in self.episodes),

@@ -48,6 +48,8 @@ class StageTimer:
         self.table = np.full((capacity, len(stages)), np.nan, dtype=np.float64)
         self.cycle_ms = np.full(capacity, np.nan, dtype=np.float64)
         self.lateness_ms = np.full(capacity, np.nan, dtype=np.float64)
+        # The frame's capture to the command handed to the driver (commanded cycles).
+        self.photon_ms = np.full(capacity, np.nan, dtype=np.float64)
         self.n = 0
         self._t0 = 0.0
         self._last = 0.0
@@ -60,7 +62,9 @@ class StageTimer:
             self.lateness_ms = np.concatenate(
                 [self.lateness_ms, np.full_like(self.lateness_ms, np.nan)]
             )
+            self.photon_ms = np.concatenate([self.photon_ms, np.full_like(self.photon_ms, np.nan)])
         self.table[self.n].fill(np.nan)
+        self.photon_ms[self.n] = np.nan
         self.lateness_ms[self.n] = lateness_s * 1e3
         self._t0 = self._last = time.perf_counter()
 
@@ -69,6 +73,10 @@ class StageTimer:
         now = time.perf_counter()
         self.table[self.n, self._index[stage]] = (now - self._last) * 1e3
         self._last = now
+
+    def note_photon(self, seconds: float) -> None:
+        """This cycle's frame-capture-to-command time."""
+        self.photon_ms[self.n] = seconds * 1e3
 
     def end(self) -> float:
         """Close the cycle row; returns the cycle time in ms."""
@@ -88,5 +96,6 @@ class StageTimer:
             "cycles": n,
             "cycle_ms": summarize(self.cycle_ms[:n]),
             "lateness_ms": summarize(self.lateness_ms[:n]),
+            "photon_to_command_ms": summarize(self.photon_ms[:n]),
             "stages": {s: summarize(self.table[:n, i]) for i, s in enumerate(self.stages)},
         }

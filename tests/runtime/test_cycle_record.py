@@ -70,6 +70,7 @@ def make_record(**changes: Any) -> CycleRecord:
         "verdict": "ok",
         "reason": None,
         "mask_area": 412.0,
+        "photon_to_command_ms": 19.5,
         "stages_ms": {"segmenter": 7.5, "controller": np.float32(0.5)},
     }
     values.update(changes)
@@ -78,7 +79,15 @@ def make_record(**changes: Any) -> CycleRecord:
 
 def _hold_record() -> CycleRecord:
     nothing = dict.fromkeys(
-        ("action", "requested", "command", "gripper_closed", "limiter_status", "limited")
+        (
+            "action",
+            "requested",
+            "command",
+            "gripper_closed",
+            "limiter_status",
+            "limited",
+            "photon_to_command_ms",
+        )
     )
     return make_record(**nothing, verdict="hold", reason="frame 0.31 s old", mask_area=None)
 
@@ -127,6 +136,7 @@ def test_exactly_the_optional_fields_are_nullable() -> None:
         "limited",
         "reason",
         "mask_area",
+        "photon_to_command_ms",
     }
     assert props["verdict"] == {
         "type": "string",

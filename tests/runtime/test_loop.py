@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from bundle_factory import (
     color_segmenter,
     constant_controller,
@@ -132,6 +133,12 @@ def test_healthy_run_commands_every_step_and_records_it(tmp_path: Path) -> None:
     assert [e["episode"] for e in ends] == [0, 1]
     # What was commanded is what the limiter decided, cycle by cycle.
     np.testing.assert_allclose(rec.cycles[5]["command"], robot.commands[5].q, atol=1e-6)
+    # Photon to command: the frame's capture to the command, before the record was made
+    # (so never more than the frame's age then), and the run's summary of the same. On
+    # the sim clock a frame is rendered for the cycle that takes it: ages are ~0 here.
+    p2c = [c["photon_to_command_ms"] for c in rec.cycles]
+    assert all(0 <= p <= c["frame_age_ms"] for p, c in zip(p2c, rec.cycles, strict=True))
+    assert s["photon_to_command_ms"]["max"] == pytest.approx(max(p2c), abs=1e-9)
 
 
 def test_same_seed_same_commands(tmp_path: Path) -> None:
@@ -185,6 +192,7 @@ def test_stalled_camera_holds_then_stops(tmp_path: Path) -> None:
     stale = next(i for i, c in enumerate(cycles) if c["verdict"] == "hold" and "old" in c["reason"])
     # Commands while the frames were fresh, then only holds: stale first, too stale last.
     assert set(verdicts[:stale]) == {"ok"} and set(verdicts[stale:]) == {"hold"}
+    assert all(c["photon_to_command_ms"] is None for c in cycles[stale:])  # nothing sent
     assert ep.holds == len(verdicts) - stale >= 2
     kinds = [k for k, _ in robot.calls]
     assert kinds[:stale] == ["command"] * stale

@@ -89,6 +89,7 @@ def _cycle_values(k: int) -> dict[str, Any]:
         "verdict": "ok",
         "reason": None,
         "mask_area": float(_mask(k).sum()),
+        "photon_to_command_ms": 30.0 + k,
         "stages_ms": {"segmenter": float(rng.uniform(5, 9)), "controller": 0.4},
     }
 
@@ -700,7 +701,8 @@ def cycle(k, q=None):
         episode=0, step=k, slot=k, due=0.1 * k, lateness_ms=0.0, missed=0, frame_stamp=None,
         frame_age_ms=None, q=np.zeros(7) if q is None else q, gripper=0.0, object_held=None,
         action=None, requested=None, command=None, gripper_closed=None, limiter_status=None,
-        limited=None, verdict="hold", reason="no frame yet", mask_area=None, stages_ms={},
+        limited=None, verdict="hold", reason="no frame yet", mask_area=None,
+        photon_to_command_ms=None, stages_ms={},
     )
 """
 

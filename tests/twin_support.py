@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,15 +61,6 @@ def log_lines(twin: TwinProcess) -> list[dict]:
 
 def commands_logged(twin: TwinProcess) -> list[dict]:
     return [line for line in log_lines(twin) if "received" in line]
-
-
-def wait_until(test: Callable[[], bool], timeout_s: float, every_s: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if test():
-            return True
-        time.sleep(every_s)
-    return test()
 
 
 def group_gone(pid: int) -> bool:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from polling import wait_until
 
 from grasprt.drivers.gripper_worker import GripperWorker
 
@@ -40,15 +41,6 @@ class BlockingGripper:
 
     def close(self) -> None:
         self._call("close")
-
-
-def wait_until(test: Callable[[], bool], timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if test():
-            return True
-        time.sleep(0.005)
-    return test()
 
 
 def alive(name: str) -> bool:

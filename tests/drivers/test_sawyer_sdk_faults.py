@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from polling import wait_until
 
 from grasprt.clock import SimClock
 from grasprt.drivers.sawyer import (
@@ -174,15 +175,6 @@ def sawyer(standin: StandInRobot) -> Iterator[SawyerRobot]:
 
 def cmd(q: np.ndarray, closed: bool = False) -> JointCommand:
     return JointCommand(q=q, gripper_closed=closed, stamp=0.0)
-
-
-def wait_until(test: Callable[[], bool], timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if test():
-            return True
-        time.sleep(0.005)
-    return test()
 
 
 def measured(standin: StandInRobot) -> dict[str, float]:

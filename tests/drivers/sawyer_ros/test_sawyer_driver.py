@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from twin_support import TwinProcess, start_twin, wait_until
+from polling import wait_until
+from twin_support import TwinProcess, start_twin
 
 from grasprt.drivers.sawyer import INTERA_GRIPPER_OPEN_M, SawyerRobot
 from grasprt.errors import DriverError

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 from ros_support import RosMaster, roscore, stop_group
-from twin_support import TwinProcess, commands_logged, log_lines, start_twin, wait_until
+from twin_support import TwinProcess, commands_logged, log_lines, start_twin
 
 from grasprt.runtime.record_reader import read_record
 

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from polling import wait_until
 from ros_support import free_port, roscore
-from twin_support import TwinProcess, commands_logged, group_gone, start_twin, wait_until
+from twin_support import TwinProcess, commands_logged, group_gone, start_twin
 
 from grasprt.profiles import SAWYER
 

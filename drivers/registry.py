@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from grasprt.bundle import Bundle
 from grasprt.config import RunConfig
@@ -32,10 +33,10 @@ class RobotKind:
     simulated: bool = False
 
     def settings_type(self) -> type:
-        return _resolve(self.settings)
+        return resolve(self.settings)
 
     def builder(self) -> Callable[[RunConfig, Bundle], Drivers]:
-        return _resolve(self.build)
+        return resolve(self.build)
 
 
 ROBOTS: dict[str, RobotKind] = {
@@ -60,7 +61,8 @@ ROBOTS: dict[str, RobotKind] = {
 }
 
 
-def _resolve(target: str) -> type:
+def resolve(target: str) -> Any:
+    """What a registry entry's "module:attribute" names, imported on first use."""
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -98,8 +100,12 @@ def check_run(cfg: RunConfig, kind: RobotKind, bundle: Bundle) -> None:
         raise ConfigError(f"--robot {kind.name} needs a real camera, e.g. --camera realsense")
 
 
+def check_drivers(cfg: RunConfig, bundle: Bundle) -> None:
+    """Refuse what `cfg`'s robot kind cannot run, building nothing."""
+    check_run(cfg, robot_kind(cfg.robot), bundle)
+
+
 def build_drivers(cfg: RunConfig, bundle: Bundle) -> Drivers:
     """The drivers `cfg` names, built and not connected (Run's `make_drivers`)."""
-    kind = robot_kind(cfg.robot)
-    check_run(cfg, kind, bundle)
-    return kind.builder()(cfg, bundle)
+    check_drivers(cfg, bundle)
+    return robot_kind(cfg.robot).builder()(cfg, bundle)

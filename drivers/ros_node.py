@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import xmlrpc.client
 from types import ModuleType
 from typing import Any
 
@@ -37,25 +38,38 @@ def master_uri() -> str:
     return os.environ.get("ROS_MASTER_URI", "http://localhost:11311")
 
 
+def master_pid(uri: str, timeout_s: float, caller: str = "/grasprt_check") -> int:
+    """The master's pid, asked with a timeout of its own (a master that hangs must not
+    hang the caller, and no process-wide socket default is touched). Raises OSError or
+    xmlrpc.client.Error when it does not answer."""
+    proxy = xmlrpc.client.ServerProxy(uri, transport=_TimeoutTransport(timeout_s))
+    code, status, pid = proxy.getPid(caller)
+    if code != 1:
+        raise xmlrpc.client.Fault(code, status)
+    return int(pid)
+
+
+class _TimeoutTransport(xmlrpc.client.Transport):
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        self._timeout_s = timeout_s
+
+    def make_connection(self, host: Any) -> Any:
+        conn = super().make_connection(host)
+        conn.timeout = self._timeout_s
+        return conn
+
+
 def check_master(timeout_s: float = 2.0) -> None:
     """A DriverError naming ROS_MASTER_URI unless a master answers within the timeout."""
-    import socket
-    import xmlrpc.client
-
     uri = master_uri()
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout_s)
     try:
-        code, _, _ = xmlrpc.client.ServerProxy(uri).getPid("/grasprt_check")
+        master_pid(uri, timeout_s)
     except (OSError, xmlrpc.client.Error) as err:
         raise DriverError(
             f"no ROS master at ROS_MASTER_URI={uri} ({err}): start roscore, or point "
             "ROS_MASTER_URI at the robot"
         ) from None
-    finally:
-        socket.setdefaulttimeout(previous)
-    if code != 1:
-        raise DriverError(f"the ROS master at {uri} did not answer getPid")
 
 
 def ensure_node(name: str = "grasprt") -> Any:

@@ -14,6 +14,7 @@ import threading
 import xmlrpc.client
 from typing import Any
 
+from grasprt.drivers.ros_node import master_pid
 from grasprt.types import Clock
 
 
@@ -58,13 +59,9 @@ class MasterWatch:
         self._thread.join(timeout=2 * self.period_s + 1.0)
 
     def _alive(self) -> bool:
-        # A transport of its own with a timeout: a master that hangs must not hang us.
-        transport = _TimeoutTransport(self.period_s)
         try:
-            code, _, _ = xmlrpc.client.ServerProxy(self.uri, transport=transport).getPid(
-                "/grasprt_master_watch"
-            )
-            return code == 1
+            master_pid(self.uri, self.period_s, "/grasprt_master_watch")
+            return True
         except (OSError, xmlrpc.client.Error):
             return False
 
@@ -74,14 +71,3 @@ class MasterWatch:
             missed = 0 if self._alive() else missed + 1
             if missed >= self.misses and self.lost is None:
                 self.lost = f"ROS master at {self.uri} lost"
-
-
-class _TimeoutTransport(xmlrpc.client.Transport):
-    def __init__(self, timeout_s: float) -> None:
-        super().__init__()
-        self._timeout_s = timeout_s
-
-    def make_connection(self, host: Any) -> Any:
-        conn = super().make_connection(host)
-        conn.timeout = self._timeout_s
-        return conn

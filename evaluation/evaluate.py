@@ -238,9 +238,12 @@ def _one_attempt(
     """One attempt as a one-episode run; its result is appended to `results`."""
 
     def make(cfg: RunConfig, bundle: Any) -> Any:
-        check_run(cfg, robot_kind(cfg.robot), bundle)
-        # Training's own dynamics gap replaces [sim]'s (DAgger draws one per episode).
-        drivers = build_drivers(cfg, bundle) if sim is None else sim_drivers(cfg, bundle, sim)
+        if sim is None:
+            drivers = build_drivers(cfg, bundle)  # checks the run against the robot kind
+        else:
+            # Training's own dynamics gap replaces [sim]'s (DAgger draws one per episode).
+            check_run(cfg, robot_kind(cfg.robot), bundle)
+            drivers = sim_drivers(cfg, bundle, sim)
         world = drivers.world
         drivers.setup_episode = lambda n: world.reset(a.seed, sphere_xy=(a.x, a.y))
         return drivers

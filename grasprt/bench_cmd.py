@@ -203,7 +203,7 @@ def bench_cmd(
     CPU's peak, and contention from busy neighbours."""
     from pathlib import Path
 
-    from grasprt.drivers.registry import build_drivers
+    from grasprt.drivers.registry import build_drivers, check_drivers
     from grasprt.drivers.sim.views import held_out_views
     from grasprt.run_cmd import write_json
     from grasprt.runtime.bench import BenchParts, json_ready, run_bench
@@ -225,7 +225,9 @@ def bench_cmd(
         if not quiet:
             click.echo(line, err=True)
 
-    parts = BenchParts(make_drivers=build_drivers, views=held_out_views, eager=_eager_pair)
+    parts = BenchParts(
+        make_drivers=build_drivers, check=check_drivers, views=held_out_views, eager=_eager_pair
+    )
     result = run_bench(cfg, parts, progress=say, on_cycle=_Bar(quiet))
     if plot_path:
         plot(result, plot_path)

@@ -56,6 +56,8 @@ class BenchParts:
     held-out views reduced precisions are gated on (the runtime builds neither)."""
 
     make_drivers: DriverFactory
+    # Refuses a run the drivers cannot do, building nothing (registry.check_drivers).
+    check: Callable[[RunConfig, Bundle], None]
     views: ViewSource
     # The same weights in PyTorch eager, (bundle, threads) -> an EagerPair
     # (export/eager.py): torch lives in the export extra, never in the runtime.
@@ -310,9 +312,8 @@ def run_bench(
 
     check_bench(cfg)
     bundle = load_bundle(cfg.bundle or default_bundle())
-    # Built (never connected) and dropped: what cannot run is refused before minutes of
-    # measuring, not after.
-    parts.make_drivers(cfg, bundle)
+    # What cannot run is refused before minutes of measuring, not after.
+    parts.check(cfg, bundle)
     result: dict[str, Any] = {}
     # SCHED_FIFO and locked memory before any session exists: ONNX Runtime's worker
     # threads, created with the sessions, inherit the policy; tuning then measures the

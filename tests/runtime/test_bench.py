@@ -32,7 +32,7 @@ from onnx import TensorProto, helper
 from grasprt.bench_cmd import _eager_pair
 from grasprt.bundle import load_bundle
 from grasprt.config import InferenceSettings, RunConfig, build_run_config
-from grasprt.drivers.registry import build_drivers, robot_settings_types
+from grasprt.drivers.registry import build_drivers, check_drivers, robot_settings_types
 from grasprt.drivers.sim.views import held_out_views
 from grasprt.errors import ConfigError
 from grasprt.profiles import SAWYER
@@ -44,7 +44,9 @@ from grasprt.runtime.stress import stress
 REPO = Path(__file__).resolve().parents[2]
 PLACEHOLDER = REPO / "models" / "placeholder"
 TIMED = ("p50", "p90", "p99", "p999", "max")
-PARTS = BenchParts(make_drivers=build_drivers, views=held_out_views, eager=_eager_pair)
+PARTS = BenchParts(
+    make_drivers=build_drivers, check=check_drivers, views=held_out_views, eager=_eager_pair
+)
 
 
 def bench_config(file: Path | None = None, **flags: object) -> RunConfig:

@@ -132,11 +132,12 @@ EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "time": {"type": "number", "description": "loop clock, seconds"},
-        "kind": {"type": "string", "description": "episode_start or episode_end"},
+        "kind": {"type": "string", "description": "episode_start, episode_end or camera"},
         "episode": _INT,
         "detail": {
             "type": "object",
-            "description": "episode_end: outcome, steps, fault, limited_steps",
+            "description": "episode_start: q, gripper (where the limiter starts); episode_end: "
+            "outcome, steps, fault, limited_steps; camera: intrinsics",
         },
         NONFINITE_KEY: _NONFINITE,
     },

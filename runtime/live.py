@@ -106,6 +106,7 @@ class LiveView:
         self._accepting = False
         self._thread: threading.Thread | None = None
         self._server: Any = None
+        self._context: Any = None
         self._channels: dict[str, Any] = {}
         self._seq = {"cycle": 0, "event": 0}
         self.dropped = 0
@@ -115,12 +116,13 @@ class LiveView:
 
     @property
     def port(self) -> int:
-        return int(self._server.port()) if self._server is not None else self.address.port
+        return int(self._server.port) if self._server is not None else self.address.port
 
     def start(self) -> None:
         """Bind and serve; a port in use or an address not here is a ConfigError."""
         fox = _foxglove()
-        context = fox.Context()
+        # Kept: the channels and the server live only as long as their context.
+        self._context = context = fox.Context()
         for spec in TOPICS:
             schema = fox.Schema(
                 name=spec.schema_name, encoding="jsonschema", data=spec.schema_bytes()

@@ -126,6 +126,23 @@ def _raw_messages(path: Path) -> tuple[list[tuple[str, int, int, bytes]], bool, 
     return out, complete, damage
 
 
+def raw_messages(path: str | os.PathLike[str]) -> list[tuple[str, int, int, bytes]]:
+    """Every message as (topic, log_time ns, sequence, data), in file order; a cut file
+    up to the cut. A cycle's mask, frame and shadow share the cycle's sequence."""
+    return _raw_messages(Path(path))[0]
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """A recorded ``foxglove.CompressedImage`` message's image, RGB (or grey) uint8."""
+    buf = np.frombuffer(base64.b64decode(decode_message(data)["data"]), dtype=np.uint8)
+    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError("a recorded image does not decode")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
 def _mask_image(message: dict[str, Any]) -> np.ndarray:
     h, w, step = int(message["height"]), int(message["width"]), int(message["step"])
     data = np.frombuffer(base64.b64decode(message["data"]), dtype=np.uint8)

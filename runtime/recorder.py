@@ -115,6 +115,17 @@ class _ChunkedFile:
         self._f.flush()
 
 
+def _check_settings(queue_size: int, frame_every: int, frame_format: str) -> None:
+    if queue_size < 1:
+        raise ConfigError(f"recorder queue_size must be at least 1, got {queue_size}")
+    if frame_every < 0:
+        raise ConfigError(f"recorder frame_every must be 0 (off) or more, got {frame_every}")
+    if frame_format not in FRAME_FORMATS:
+        raise ConfigError(
+            f"recorder frame_format must be one of {sorted(FRAME_FORMATS)}, got {frame_format!r}"
+        )
+
+
 class FlightRecorder:
     """Records a run into an MCAP file without ever blocking the loop.
 
@@ -136,17 +147,9 @@ class FlightRecorder:
         flush_interval_s: float = 1.0,
         close_timeout_s: float = 5.0,
         overwrite: bool = False,
-        kin: Kinematics | None = None,
+        kin: Kinematics | None = None,  # adds the arm's frames (/grasprt/tf)
     ) -> None:
-        if queue_size < 1:
-            raise ConfigError(f"recorder queue_size must be at least 1, got {queue_size}")
-        if frame_every < 0:
-            raise ConfigError(f"recorder frame_every must be 0 (off) or more, got {frame_every}")
-        if frame_format not in FRAME_FORMATS:
-            raise ConfigError(
-                f"recorder frame_format must be one of {sorted(FRAME_FORMATS)}, "
-                f"got {frame_format!r}"
-            )
+        _check_settings(queue_size, frame_every, frame_format)
         self.path = Path(path)
         self.queue_size = queue_size
         self.frame_every = frame_every
@@ -156,8 +159,7 @@ class FlightRecorder:
         self.flush_interval_s = flush_interval_s
         self.close_timeout_s = close_timeout_s
         self.overwrite = overwrite
-        # The topics' encoding, shared with the live view (record_messages.py).
-        self.encoder = MessageEncoder(frame_format, jpeg_quality, kin)
+        self.encoder = MessageEncoder(frame_format, jpeg_quality, kin)  # as the live view's
         self._event_reserve = min(16, queue_size // 4)
         # SimpleQueue, not Queue: its put is reentrant, so a signal handler that records
         # an event while the loop is inside put_cycle cannot deadlock.

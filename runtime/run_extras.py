@@ -6,6 +6,7 @@ step the runner takes when `--live` or `--shadow` asks for it.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,9 +62,11 @@ def open_live(run: Run) -> LiveView | None:
     where = f"{address.host}:{live.port}"
     run.progress(f"live view: Foxglove WebSocket on ws://{where}")
     if not address.loopback:
-        run.progress(
-            f"live view: listening on {address.host}, beyond this machine: anyone who "
-            "can reach it sees the camera and the arm"
+        # Straight to stderr: a bench's runs have no progress lines, and this must show.
+        print(
+            f"grasprt: warning: live view listening on {address.host}, beyond this "
+            "machine: anyone who can reach it sees the camera and the arm",
+            file=sys.stderr,
         )
     return live
 

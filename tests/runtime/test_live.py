@@ -165,6 +165,14 @@ def test_live_without_foxglove_sdk_is_one_clear_line() -> None:
     assert "Traceback" not in p.stderr
 
 
+def test_listening_beyond_this_machine_says_so() -> None:
+    cmd = [sys.executable, "-m", "grasprt.cli", "run", "--robot", "sim", "--clock", "sim"]
+    cmd += ["--max-steps", "2", "-q", "--live", "0.0.0.0:0"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "grasprt: warning: live view listening on 0.0.0.0, beyond this machine" in p.stderr
+
+
 @pytest.mark.parametrize(
     ("spec", "host", "port", "loopback"),
     [

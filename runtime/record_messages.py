@@ -176,7 +176,8 @@ class MessageEncoder:
         out = [(FRAME_TOPIC, ns, seq, encode_message(_image(ns, CAMERA_FRAME_ID, data, fmt)))]
         if self._view is None or self._camera is None:
             return out
-        view = encode_frame(self._view.apply(frame), fmt, q)
+        # A camera that is the bundle's own needs no remap: the view is the frame.
+        view = data if self._view.identity else encode_frame(self._view.apply(frame), fmt, q)
         out.append(
             (MODEL_VIEW_TOPIC, ns, seq, encode_message(_image(ns, MODEL_VIEW_FRAME_ID, view, fmt)))
         )

@@ -57,6 +57,11 @@ def record(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str,
     cmd = [sys.executable, "-m", "grasprt.cli", "run", "--robot", "sim", "--clock", "sim"]
     cmd += ["--max-steps", "8", "-q", "--record", str(path), "--record-frames", "1"]
     cmd += ["--shadow", str(REPO / "models" / "placeholder")]
+    # Two bundles a cycle on a machine others load: the wall-time heartbeat (not under
+    # test here) gets room, so a slow cycle cannot end the run as a fault.
+    watchdog = path.parent / "watchdog.toml"
+    watchdog.write_text("[watchdog]\nheartbeat_s = 10.0\n")
+    cmd += ["--config", str(watchdog)]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert p.returncode == 0, p.stderr
     by_topic: dict[str, list[dict[str, Any]]] = {}

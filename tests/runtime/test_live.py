@@ -109,6 +109,9 @@ def test_a_foxglove_client_decodes_the_loops_topics_while_it_runs(tmp_path: Path
     port = _free_port()
     cmd = [sys.executable, "-m", "grasprt.cli", "run", "--robot", "sim", "--sched", "normal"]
     cmd += ["--max-steps", "150", "--live", f"127.0.0.1:{port}", "--json", str(tmp_path / "s.json")]
+    # The wall-time heartbeat is not under test: on a loaded machine it gets room.
+    (tmp_path / "w.toml").write_text("[watchdog]\nheartbeat_s = 10.0\n")
+    cmd += ["--config", str(tmp_path / "w.toml")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         with _connect(port, proc) as ws:

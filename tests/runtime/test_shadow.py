@@ -123,6 +123,11 @@ def test_a_shadow_run_records_what_a_replay_through_the_shadow_bundle_finds(
     run = [sys.executable, "-m", "grasprt.cli", "run", "--robot", "sim", "--clock", "sim"]
     run += ["--max-steps", "15", "-q", "--bundle", str(REFERENCE), "--shadow", str(PLACEHOLDER)]
     run += ["--record", str(rec), "--record-frames", "1", "--record-frame-format", "png"]
+    # Two bundles a cycle on a machine others load: the wall-time heartbeat (not under
+    # test here) gets room, so a slow cycle cannot end the run as a fault.
+    watchdog = tmp_path / "watchdog.toml"
+    watchdog.write_text("[watchdog]\nheartbeat_s = 10.0\n")
+    run += ["--config", str(watchdog)]
     p = subprocess.run([*run, "--json", str(out)], capture_output=True, text=True, cwd=REPO)
     assert p.returncode == 0, p.stderr
     summary = json.loads(out.read_text())

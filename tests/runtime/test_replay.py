@@ -131,3 +131,14 @@ def test_a_record_without_frames_is_one_clear_line(tmp_path: Path) -> None:
     assert lines[0].startswith("grasprt: error: ")
     assert f"{STEPS} of {STEPS} decided cycles have no recorded frame" in lines[0]
     assert "--record-frames 1" in lines[0]
+
+
+def test_a_jpeg_record_replays_with_a_note_and_no_verdict_on_exactness(tmp_path: Path) -> None:
+    path = _record(tmp_path / "jpeg.mcap", "--record-frames", "1")
+    out = tmp_path / "j.json"
+    p = grasprt("replay", str(path), "--json", str(out))
+    assert p.returncode == 0, p.stderr
+    assert "frames are JPEG (lossy)" in p.stdout
+    report = json.loads(out.read_text())
+    assert report["same_bundle"] and not report["lossless_frames"]
+    assert report["decided"] == STEPS

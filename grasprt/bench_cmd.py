@@ -11,6 +11,7 @@ from grasprt.errors import ConfigError
 from grasprt.options import (
     config_option,
     inference_options,
+    live_option,
     load_config,
     robot_options,
     timing_options,
@@ -187,6 +188,7 @@ The JSON keys are described in docs/bench.md. Exit status 0, 2 on bad input.""",
     help="Record the loop to a temporary MCAP, as `run --record` does. [default: on]",
 )
 @timing_options()
+@live_option()
 @config_option()
 @click.option("--json", "json_path", default=None, metavar="PATH", help="Write the results.")
 @click.option("--plot", "plot_path", default=None, metavar="PNG", help="Draw the distributions.")

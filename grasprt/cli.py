@@ -26,6 +26,10 @@ COMMANDS = {
         "grasprt.calibration.cli:calibrate_camera_cmd",
         "Calibrate a camera's intrinsics from a board.",
     ),
+    "replay": (
+        "grasprt.replay_cmd:replay_cmd",
+        "A record through a bundle again, offline: bit-exact, or how far off.",
+    ),
     "eval": ("grasprt.eval_cmd:eval_cmd", "Grasp success in the sim under the paper's protocol."),
     "view": ("grasprt.calibration.cli:view_cmd", "Write a PNG: camera frame, model view, mask."),
     "twin": (

@@ -285,9 +285,16 @@ class RunConfig:
     robot_settings: Any = None
     bench: BenchSettings = field(default_factory=BenchSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
+    # Recorded frames as JPEG (small) or PNG (lossless: what `grasprt replay` needs).
+    record_frame_format: str = "jpeg"
+    # A Foxglove live view on [HOST:]PORT (127.0.0.1 unless a host is given).
+    live: str | None = None
+    # A second bundle run on the same model view every cycle, never commanded.
+    shadow: str | None = None
 
     def __post_init__(self) -> None:
         p = "run"
+        check_choice(p, "record_frame_format", self.record_frame_format, ("jpeg", "png"))
         check_number(p, "min_coverage", self.min_coverage, low=0, high=1, low_open=True)
         check_number(p, "episodes", self.episodes, low=1, whole=True)
         check_number(p, "seed", self.seed, low=0, whole=True)

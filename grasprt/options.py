@@ -64,6 +64,9 @@ KEYS: dict[str, str] = {
     "grid": "eval.grid",
     "repeats": "eval.repeats",
     "expert": "eval.expert",
+    "record_frame_format": "record_frame_format",
+    "live": "live",
+    "shadow": "shadow",
 }
 
 
@@ -218,6 +221,17 @@ def inference_options(*, tuning: bool = False) -> Decorator:
             ),
         ]
     return _apply(options)
+
+
+def live_option() -> Decorator:
+    """`--live [HOST:]PORT`: the record's topics on a Foxglove WebSocket."""
+    return click.option(
+        "--live",
+        default=None,
+        metavar="[HOST:]PORT",
+        help="Stream the record's topics live to Foxglove (WebSocket; needs foxglove-sdk). "
+        "Binds 127.0.0.1 unless a host is given.",
+    )
 
 
 def load_config(

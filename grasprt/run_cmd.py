@@ -14,6 +14,7 @@ from grasprt.errors import ConfigError
 from grasprt.options import (
     config_option,
     inference_options,
+    live_option,
     load_config,
     robot_options,
     timing_options,
@@ -115,6 +116,21 @@ Exit status: 0 finished, 2 bad input (nothing moved), 3 fault stop (the arm held
     default=None,
     metavar="N",
     help="Also record every Nth camera frame (0: off). [default: 0]",
+)
+@click.option(
+    "--record-frame-format",
+    type=click.Choice(["jpeg", "png"]),
+    default=None,
+    help="Recorded frames as JPEG, or PNG: lossless, what `grasprt replay` needs to be "
+    "exact. [default: jpeg]",
+)
+@live_option()
+@click.option(
+    "--shadow",
+    default=None,
+    metavar="DIR",
+    help="A second bundle run on the same model view every cycle, never commanded: its "
+    "actions, the limiter's would-be verdict and the divergence go to the record.",
 )
 @click.option(
     "--json", "json_path", default=None, metavar="PATH", help="Write the summary as JSON."

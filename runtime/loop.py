@@ -217,7 +217,8 @@ class ControlLoop:
             started=self.clock.now(),
             gripper_closed=closed,
         )
-        self._event("episode_start", episode=episode)
+        # Where the limiter starts from: what a replay needs to decide as this run did.
+        self._event("episode_start", episode=episode, q=state0.q.copy(), gripper=state0.gripper)
         return ep
 
     def _stop(self, ep: _Episode, outcome: Outcome) -> None:

@@ -31,6 +31,7 @@ from grasprt.runtime.record_schema import (
     FRAME_TOPIC,
     MASK_TOPIC,
     RUN_TOPIC,
+    SHADOW_TOPIC,
     SUMMARY_TOPIC,
     decode_message,
 )
@@ -60,6 +61,8 @@ class Record:
     masks: list[np.ndarray | None] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] | None = None
+    # A shadow bundle's message for each cycle (--shadow), lined up with cycles.
+    shadows: list[dict[str, Any] | None] = field(default_factory=list)
     frames: int = 0
     complete: bool = False
     damage: str | None = None
@@ -126,6 +129,23 @@ def _raw_messages(path: Path) -> tuple[list[tuple[str, int, int, bytes]], bool, 
     return out, complete, damage
 
 
+def raw_messages(path: str | os.PathLike[str]) -> list[tuple[str, int, int, bytes]]:
+    """Every message as (topic, log_time ns, sequence, data), in file order; a cut file
+    up to the cut. A cycle's mask, frame and shadow share the cycle's sequence."""
+    return _raw_messages(Path(path))[0]
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """A recorded ``foxglove.CompressedImage`` message's image, RGB (or grey) uint8."""
+    buf = np.frombuffer(base64.b64decode(decode_message(data)["data"]), dtype=np.uint8)
+    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError("a recorded image does not decode")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
 def _mask_image(message: dict[str, Any]) -> np.ndarray:
     h, w, step = int(message["height"]), int(message["width"]), int(message["step"])
     data = np.frombuffer(base64.b64decode(message["data"]), dtype=np.uint8)
@@ -138,16 +158,21 @@ def read_record(path: str | os.PathLike[str]) -> Record:
     messages, complete, damage = _raw_messages(path)
     record = Record(path=path, complete=complete, damage=damage)
     cycle_at: dict[int, int] = {}
+    # A shadow is written just before its cycle, with the cycle's sequence.
+    shadow_at: dict[int, dict[str, Any]] = {}
     for topic, log_time, seq, data in messages:
         if topic == CYCLE_TOPIC:
             cycle_at[seq] = len(record.cycles)
             record.cycles.append(decode_message(data))
             record.masks.append(None)
+            record.shadows.append(shadow_at.pop(seq, None))
             record.cycle_times.append(log_time / 1e9)
         elif topic == MASK_TOPIC:
             i = cycle_at.get(seq)
             if i is not None:
                 record.masks[i] = _mask_image(decode_message(data))
+        elif topic == SHADOW_TOPIC:
+            shadow_at[seq] = decode_message(data)
         elif topic == FRAME_TOPIC:
             record.frames += 1
         elif topic == EVENT_TOPIC:

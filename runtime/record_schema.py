@@ -32,6 +32,12 @@ MASK_TOPIC = "/grasprt/mask"
 FRAME_TOPIC = "/grasprt/frame"
 EVENT_TOPIC = "/grasprt/event"
 SUMMARY_TOPIC = "/grasprt/summary"
+# The arm's frames from forward kinematics (Foxglove's 3D panel), the model's input
+# image (when a frame is), and a shadow bundle's would-be decision (--shadow).
+TF_TOPIC = "/grasprt/tf"
+MODEL_VIEW_TOPIC = "/grasprt/model_view"
+SHADOW_TOPIC = "/grasprt/shadow"
+CAMERA_INFO_TOPIC = "/grasprt/camera_info"
 
 # Where a message records the non-finite floats the recorder replaced with null:
 # a list of [path, value] with path a list of keys and indices, value "nan", "inf" or "-inf".
@@ -42,6 +48,8 @@ RECORD_FORMAT = 1
 
 MASK_FRAME_ID = "grasprt_mask"
 CAMERA_FRAME_ID = "wrist_camera_optical"
+MODEL_VIEW_FRAME_ID = "grasprt_model_view"
+BASE_FRAME_ID = "base"
 
 _NUM = {"type": ["number", "null"]}
 _INT = {"type": ["integer", "null"]}
@@ -124,11 +132,12 @@ EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "time": {"type": "number", "description": "loop clock, seconds"},
-        "kind": {"type": "string", "description": "episode_start or episode_end"},
+        "kind": {"type": "string", "description": "episode_start, episode_end or camera"},
         "episode": _INT,
         "detail": {
             "type": "object",
-            "description": "episode_end: outcome, steps, fault, limited_steps",
+            "description": "episode_start: q, gripper (where the limiter starts); episode_end: "
+            "outcome, steps, fault, limited_steps; camera: intrinsics",
         },
         NONFINITE_KEY: _NONFINITE,
     },
@@ -210,6 +219,86 @@ COMPRESSED_IMAGE_SCHEMA: dict[str, Any] = {
 }
 
 
+_VEC3 = {
+    "type": "object",
+    "properties": {k: {"type": "number"} for k in "xyz"},
+}
+_QUAT = {
+    "type": "object",
+    "properties": {k: {"type": "number"} for k in "xyzw"},
+}
+
+FRAME_TRANSFORMS_SCHEMA: dict[str, Any] = {
+    "title": "foxglove.FrameTransforms",
+    "description": "The arm's links, hand and camera in the base frame (forward kinematics "
+    "of the measured joints), one message per cycle",
+    "type": "object",
+    "properties": {
+        "transforms": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "title": "foxglove.FrameTransform",
+                "properties": {
+                    "timestamp": _TIME,
+                    "parent_frame_id": {"type": "string"},
+                    "child_frame_id": {"type": "string"},
+                    "translation": _VEC3,
+                    "rotation": _QUAT,
+                },
+            },
+        },
+    },
+}
+
+CAMERA_CALIBRATION_SCHEMA: dict[str, Any] = {
+    "title": "foxglove.CameraCalibration",
+    "description": "The wrist camera's intrinsics (Foxglove draws its frustum)",
+    "type": "object",
+    "properties": {
+        "timestamp": _TIME,
+        "frame_id": {"type": "string"},
+        "width": {"type": "integer", "minimum": 0},
+        "height": {"type": "integer", "minimum": 0},
+        "distortion_model": {"type": "string"},
+        "D": {"type": "array", "items": {"type": "number"}},
+        "K": {"type": "array", "items": {"type": "number"}, "minItems": 9, "maxItems": 9},
+        "R": {"type": "array", "items": {"type": "number"}, "minItems": 9, "maxItems": 9},
+        "P": {"type": "array", "items": {"type": "number"}, "minItems": 12, "maxItems": 12},
+    },
+}
+
+_FLOATS = {"type": ["array", "null"], "items": {"type": ["number", "null"]}}
+
+SHADOW_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "grasprt.Shadow",
+    "description": "A shadow bundle on the same model view as the live one: what it would "
+    "have asked, what the limiter would have made of it, and how far it is from the live "
+    "decision. Never commanded. The sequence number is the cycle's.",
+    "type": "object",
+    "properties": {
+        "bundle": {"type": "string", "description": "the shadow bundle's directory"},
+        "skipped": {
+            "type": ["string", "null"],
+            "description": "why it did not run this cycle (budget); null: it ran",
+        },
+        "cost_ms": _described(_NUM, "the shadow's own time this cycle [ms]"),
+        "action": _FLOATS,
+        "command": _described(_FLOATS, "the limiter's would-be joint target [rad]"),
+        "limiter_status": _INT,
+        "live_limiter_status": _INT,
+        "verdict_changed": {"type": ["boolean", "null"]},
+        "action_diff_max": _described(_NUM, "max |shadow action - live action|"),
+        "command_diff_max": _described(_NUM, "max |shadow target - live target| [rad]"),
+        "mask_iou": _described(_NUM, "IoU of the shadow's mask and the live mask"),
+        NONFINITE_KEY: _NONFINITE,
+    },
+    "required": ["bundle", "skipped"],
+    "additionalProperties": False,
+}
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     topic: str
@@ -227,6 +316,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(FRAME_TOPIC, "foxglove.CompressedImage", COMPRESSED_IMAGE_SCHEMA),
     TopicSpec(EVENT_TOPIC, "grasprt.Event", EVENT_SCHEMA),
     TopicSpec(SUMMARY_TOPIC, "grasprt.Summary", SUMMARY_SCHEMA),
+    TopicSpec(TF_TOPIC, "foxglove.FrameTransforms", FRAME_TRANSFORMS_SCHEMA),
+    TopicSpec(MODEL_VIEW_TOPIC, "foxglove.CompressedImage", COMPRESSED_IMAGE_SCHEMA),
+    TopicSpec(SHADOW_TOPIC, "grasprt.Shadow", SHADOW_SCHEMA),
+    TopicSpec(CAMERA_INFO_TOPIC, "foxglove.CameraCalibration", CAMERA_CALIBRATION_SCHEMA),
 )
 
 

@@ -27,10 +27,8 @@ frame) belongs to the recorder from then on: the loop must not change it afterwa
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
-import math
 import os
 import platform
 import queue
@@ -48,14 +46,14 @@ from mcap.writer import LIBRARY_IDENTIFIER, CompressionType, Writer
 
 import grasprt
 from grasprt.errors import ConfigError
+from grasprt.kinematics import Kinematics
 from grasprt.runtime.cycle_record import CycleRecord
+from grasprt.runtime.record_messages import FRAME_FORMATS as FRAME_FORMATS
+from grasprt.runtime.record_messages import MessageEncoder
+from grasprt.runtime.record_messages import encode_frame as encode_frame
+from grasprt.runtime.record_messages import mask_to_mono8 as mask_to_mono8
+from grasprt.runtime.record_messages import time_ns as time_ns
 from grasprt.runtime.record_schema import (
-    CAMERA_FRAME_ID,
-    CYCLE_TOPIC,
-    EVENT_TOPIC,
-    FRAME_TOPIC,
-    MASK_FRAME_ID,
-    MASK_TOPIC,
     RECORD_FORMAT,
     RUN_TOPIC,
     SUMMARY_TOPIC,
@@ -64,9 +62,6 @@ from grasprt.runtime.record_schema import (
 )
 
 log = logging.getLogger(__name__)
-
-FRAME_FORMATS = {"jpeg": ".jpg", "png": ".png"}
-
 
 @dataclass(frozen=True)
 class _Cycle:
@@ -83,6 +78,13 @@ class _Event:
     seq: int
     kind: str
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Shadow:
+    t: float
+    seq: int
+    message: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -113,53 +115,15 @@ class _ChunkedFile:
         self._f.flush()
 
 
-def time_ns(t: float | None) -> int:
-    """Loop-clock seconds as MCAP nanoseconds (unsigned: a bad time becomes 0)."""
-    if t is None or not math.isfinite(t) or t < 0:
-        return 0
-    return round(t * 1e9)
-
-
-def _stamp(ns: int) -> dict[str, int]:
-    sec, nsec = divmod(ns, 1_000_000_000)
-    return {"sec": sec, "nsec": nsec}
-
-
-def mask_to_mono8(mask: np.ndarray) -> np.ndarray:
-    """A mask as a 2-D mono8 image: 255 where the target is.
-
-    Floats are probabilities or a 0/1 mask (``round(p * 255)``); bools map to 0/255;
-    integers are taken as grey levels already.
-    """
-    m = np.asarray(mask)
-    if m.ndim > 2 and all(n == 1 for n in m.shape[:-2]):
-        m = m.reshape(m.shape[-2:])
-    if m.ndim != 2:
-        raise ValueError(f"mask must be 2-D (or 1 x 1 x H x W), got shape {m.shape}")
-    if m.dtype == np.bool_:
-        return m.astype(np.uint8) * 255
-    if np.issubdtype(m.dtype, np.floating):
-        p = np.nan_to_num(m.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
-        return np.rint(np.clip(p, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if np.issubdtype(m.dtype, np.integer):
-        return np.clip(m, 0, 255).astype(np.uint8)
-    raise ValueError(f"mask dtype {m.dtype} is not a number")
-
-
-def encode_frame(frame: np.ndarray, fmt: str, jpeg_quality: int) -> bytes:
-    """An RGB (or grey) uint8 image as JPEG/PNG bytes."""
-    img = np.asarray(frame)
-    if img.dtype != np.uint8:
-        raise ValueError(f"frame must be uint8, got {img.dtype}")
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    elif not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1)):
-        raise ValueError(f"frame must be H x W x 3 RGB or H x W grey, got shape {img.shape}")
-    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if fmt == "jpeg" else []
-    ok, buf = cv2.imencode(FRAME_FORMATS[fmt], img, params)
-    if not ok:
-        raise ValueError(f"cv2.imencode could not encode a {img.shape} frame as {fmt}")
-    return buf.tobytes()
+def _check_settings(queue_size: int, frame_every: int, frame_format: str) -> None:
+    if queue_size < 1:
+        raise ConfigError(f"recorder queue_size must be at least 1, got {queue_size}")
+    if frame_every < 0:
+        raise ConfigError(f"recorder frame_every must be 0 (off) or more, got {frame_every}")
+    if frame_format not in FRAME_FORMATS:
+        raise ConfigError(
+            f"recorder frame_format must be one of {sorted(FRAME_FORMATS)}, got {frame_format!r}"
+        )
 
 
 class FlightRecorder:
@@ -183,16 +147,9 @@ class FlightRecorder:
         flush_interval_s: float = 1.0,
         close_timeout_s: float = 5.0,
         overwrite: bool = False,
+        kin: Kinematics | None = None,  # adds the arm's frames (/grasprt/tf)
     ) -> None:
-        if queue_size < 1:
-            raise ConfigError(f"recorder queue_size must be at least 1, got {queue_size}")
-        if frame_every < 0:
-            raise ConfigError(f"recorder frame_every must be 0 (off) or more, got {frame_every}")
-        if frame_format not in FRAME_FORMATS:
-            raise ConfigError(
-                f"recorder frame_format must be one of {sorted(FRAME_FORMATS)}, "
-                f"got {frame_format!r}"
-            )
+        _check_settings(queue_size, frame_every, frame_format)
         self.path = Path(path)
         self.queue_size = queue_size
         self.frame_every = frame_every
@@ -202,10 +159,11 @@ class FlightRecorder:
         self.flush_interval_s = flush_interval_s
         self.close_timeout_s = close_timeout_s
         self.overwrite = overwrite
+        self.encoder = MessageEncoder(frame_format, jpeg_quality, kin)  # as the live view's
         self._event_reserve = min(16, queue_size // 4)
         # SimpleQueue, not Queue: its put is reentrant, so a signal handler that records
         # an event while the loop is inside put_cycle cannot deadlock.
-        self._queue: queue.SimpleQueue[_Cycle | _Event | _Close] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Cycle | _Event | _Shadow | _Close] = queue.SimpleQueue()
         self._accepting = False
         self._started = False
         self._closed = False
@@ -358,6 +316,22 @@ class FlightRecorder:
         self._queue.put(_Event(t, seq, kind, detail))
         return True
 
+    def put_shadow(self, t: float, message: dict[str, Any]) -> bool:
+        """Queue a shadow bundle's decision for the cycle about to be put. Never blocks."""
+        if not self._accepting:
+            self._dropped_closed += 1
+            return False
+        if self._queue.qsize() >= self.queue_size - self._event_reserve:
+            self._dropped_full += 1
+            return False
+        # The sequence of the cycle this belongs to: its put_cycle comes next.
+        self._queue.put(_Shadow(t, self._cycles_put, message))
+        return True
+
+    def set_camera(self, camera: Any, model: Any) -> None:
+        """The camera's and the bundle's intrinsics: frames then carry the model view."""
+        self.encoder.set_camera(camera, model)
+
     def close(self, summary: dict[str, Any], t: float | None = None) -> None:
         """Drain the queue, write the summary, finish the file. Safe to call again.
 
@@ -440,7 +414,7 @@ class FlightRecorder:
             if time.monotonic() - self._last_flush >= self.flush_interval_s:
                 self._flush_pending()
 
-    def _write_item(self, item: _Cycle | _Event) -> None:
+    def _write_item(self, item: _Cycle | _Event | _Shadow) -> None:
         """Encode one record and write it (the writer thread only)."""
         try:
             messages = self._encode(item)
@@ -458,36 +432,12 @@ class FlightRecorder:
         else:
             self._dropped_writer += 1
 
-    def _encode(self, item: _Cycle | _Event) -> list[tuple[str, int, int, bytes]]:
-        ns = time_ns(item.t)
+    def _encode(self, item: _Cycle | _Event | _Shadow) -> list[tuple[str, int, int, bytes]]:
         if isinstance(item, _Event):
-            detail = dict(item.detail)
-            episode = detail.pop("episode", None)
-            body = {"time": item.t, "kind": item.kind, "episode": episode, "detail": detail}
-            return [(EVENT_TOPIC, ns, item.seq, encode_message(body))]
-        out = [(CYCLE_TOPIC, ns, item.seq, encode_message(item.cycle.to_json()))]
-        if item.mask is not None:
-            mono = np.ascontiguousarray(mask_to_mono8(item.mask))
-            image = {
-                "timestamp": _stamp(ns),
-                "frame_id": MASK_FRAME_ID,
-                "width": mono.shape[1],
-                "height": mono.shape[0],
-                "encoding": "mono8",
-                "step": mono.shape[1],
-                "data": base64.b64encode(mono.tobytes()).decode(),
-            }
-            out.append((MASK_TOPIC, ns, item.seq, encode_message(image)))
-        if item.frame is not None:
-            data = encode_frame(item.frame, self.frame_format, self.jpeg_quality)
-            image = {
-                "timestamp": _stamp(ns),
-                "frame_id": CAMERA_FRAME_ID,
-                "data": base64.b64encode(data).decode(),
-                "format": self.frame_format,
-            }
-            out.append((FRAME_TOPIC, ns, item.seq, encode_message(image)))
-        return out
+            return self.encoder.event(item.t, item.seq, item.kind, item.detail)
+        if isinstance(item, _Shadow):
+            return self.encoder.shadow(item.t, item.seq, item.message)
+        return self.encoder.cycle(item.t, item.seq, item.cycle, item.mask, item.frame)
 
     def _emit(self, messages: list[tuple[str, int, int, bytes]]) -> bool:
         assert self._writer is not None

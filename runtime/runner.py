@@ -45,6 +45,9 @@ class RunReport:
     dropped_records: int = 0
     record_failure: str | None = None
     stopped: str | None = None
+    # The live view's and the shadow bundle's own accounts (None: not asked for).
+    live: dict[str, Any] | None = None
+    shadow: dict[str, Any] | None = None
 
     @property
     def fault(self) -> str | None:
@@ -72,6 +75,8 @@ class RunReport:
             "mean_steps": float(np.mean([e.steps for e in self.episodes])) if n else 0.0,
             "dropped_records": self.dropped_records,
             "record_failure": self.record_failure,
+            "live": self.live,
+            "shadow": self.shadow,
             "per_episode": [
                 {
                     "episode": e.episode,
@@ -148,6 +153,10 @@ class Run:
         self.limiter = make_limiter(cfg, self.bundle, self.profile, self.kin, drivers.table_z)
         self._start_priorities(priorities)
         self.policy = (policy or onnx_policy)(self)
+        if cfg.shadow:
+            from grasprt.runtime.run_extras import shadowed
+
+            self.policy = shadowed(self, self.policy)
         # Threads started from here on (recorder, drivers) rank below the model's.
         self.priorities.before_threads()
         for note in self.priorities.notes:
@@ -156,6 +165,11 @@ class Run:
         self._on_cycle = on_cycle
         self.loop: ControlLoop | None = None
         self.recorder = self._open_record()
+        # The live view binds now, with the other checks, before anything moves.
+        from grasprt.runtime.run_extras import open_live, sinks
+
+        self.live = open_live(self)
+        self.sink = sinks(self)
 
     def _start_priorities(self, priorities: LoopPriorities | None) -> None:
         # Real-time ranking of the run's threads (realtime.py); a bench brings its own,
@@ -177,7 +191,11 @@ class Run:
         # A fast sim outruns the disk by far; a deep queue keeps it from dropping.
         queue = 16384 if self.cfg.sim_clock else 1024
         recorder = FlightRecorder(
-            self.cfg.record, queue_size=queue, frame_every=self.cfg.record_frames_every
+            self.cfg.record,
+            queue_size=queue,
+            frame_every=self.cfg.record_frames_every,
+            frame_format=self.cfg.record_frame_format,
+            kin=self.kin,
         )
         # Opened now, so a bad path is refused with the other bad input, up front.
         recorder.start(self.run_info())
@@ -194,6 +212,8 @@ class Run:
                 "python": platform.python_version(),
             },
             "wall_time": time.time(),
+            # What `grasprt replay` needs to rebuild the limiter as it was.
+            "table_z": self.drivers.table_z,
         }
 
     def execute(self) -> RunReport:
@@ -202,6 +222,10 @@ class Run:
             if self.recorder is not None:
                 # Registered first, so it runs last: the summary sees the whole run.
                 stack.callback(self._close_record, report)
+            if self.live is not None or self.cfg.shadow:
+                from grasprt.runtime.run_extras import close_extras
+
+                stack.callback(close_extras, self, report)
             gate = self._connect(stack)
             if self.limiter.config.floor is None:
                 # Not an error (a bench with no table), but no one should learn it from
@@ -235,6 +259,10 @@ class Run:
                 stack.callback(part.disconnect)
         self.model_view = self._model_view(d.camera)
         self.progress(self.model_view.describe())
+        if self.sink is not None:
+            from grasprt.runtime.run_extras import note_camera
+
+            note_camera(self, d)
         d.robot.connect()
         stack.callback(d.robot.disconnect)
         gate = CommandGate(d.robot)
@@ -248,6 +276,8 @@ class Run:
         timer = StageTimer(
             capacity=cfg.episodes * self.steps + 16, stages=cycle_stages(self.policy)
         )
+        if self.cfg.shadow:
+            self.policy.elapsed_s = timer.elapsed_s  # type: ignore[attr-defined]
         return ControlLoop(
             clock=d.clock,
             camera=d.camera,
@@ -264,7 +294,7 @@ class Run:
                 staleness=cfg.watchdog,
             ),
             timer=timer,
-            recorder=self.recorder,
+            recorder=self.sink,
             heartbeat=d.heartbeat,
             on_cycle=self._on_cycle,
         )

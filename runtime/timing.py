@@ -74,6 +74,11 @@ class StageTimer:
         self.table[self.n, self._index[stage]] = (now - self._last) * 1e3
         self._last = now
 
+    def elapsed_s(self) -> float:
+        """The current cycle so far, its wake-up lateness included: of its period, used."""
+        late = self.lateness_ms[self.n] if self.n < self.lateness_ms.size else 0.0
+        return time.perf_counter() - self._t0 + float(late) / 1e3
+
     def note_photon(self, seconds: float) -> None:
         """This cycle's frame-capture-to-command time."""
         self.photon_ms[self.n] = seconds * 1e3

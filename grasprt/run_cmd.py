@@ -163,7 +163,8 @@ def run_cmd(quiet: bool, fault_injection: str | None, **params: Any) -> int:
         from grasprt.evaluation.faults import inject
         from grasprt.runtime.runner import onnx_policy
 
-        make_drivers, policy = inject.wrap(inject.start(fault_injection), build_drivers, onnx_policy)
+        switches = inject.start(fault_injection)
+        make_drivers, policy = inject.wrap(switches, build_drivers, onnx_policy)
     run = Run(
         cfg,
         make_drivers=make_drivers,

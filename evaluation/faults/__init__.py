@@ -54,6 +54,8 @@ class Fault:
     # Seconds after the injection before the campaign ends a run still going (SIGTERM).
     observe_s: float = 2.5
     robots: tuple[str, ...] = ("sim", "sawyer")
+    # Commands the arm has had before the fault goes in (10: one second at 10 Hz).
+    warm_commands: int = 10
     # Runs the child as an unprivileged user (a permission root would not feel).
     unprivileged: bool = False
     # Injected before the run starts (a refusal is the expected answer).

@@ -18,9 +18,7 @@ def pick(only: Iterable[str] = (), robot: str = "sim") -> list[Fault]:
     names = list(only)
     unknown = [n for n in names if n not in faults]
     if unknown:
-        raise ConfigError(
-            f"--only {', '.join(unknown)}: unknown fault; known: {', '.join(faults)}"
-        )
+        raise ConfigError(f"--only {', '.join(unknown)}: unknown fault; known: {', '.join(faults)}")
     chosen = [faults[n] for n in names] if names else list(faults.values())
     return [f for f in chosen if robot in f.robots]
 
@@ -38,7 +36,7 @@ def run_one(
             trial.start()
         else:
             trial.start()
-            if not trial.wait_ready():
+            if not trial.wait_ready(fault.warm_commands):
                 trial.close()
                 row = measure(trial, trial.proc.returncode if trial.proc else -1, timing)
                 row.error = f"the run ended before the fault: {trial.stderr.strip()[-300:]}"
@@ -73,6 +71,12 @@ def run_campaign(
     return rows
 
 
+def _record_state(r: Row) -> str:
+    if not r.record_readable:
+        return "none" if r.expect == "refuse" else "UNREADABLE"
+    return "complete" if r.record_complete else "cut, read"
+
+
 def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.0f}"
 
@@ -81,25 +85,29 @@ def table(rows: list[Row]) -> str:
     """The campaign as a Markdown table (it reads as text too)."""
     head = (
         "| fault | expect | exit | hold ms | bound ms | cmds after hold | "
-        "record | lost | heartbeat | verdict | reason |"
+        "record | lost | heartbeat | overruns | verdict | reason |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         if r.heartbeat == "tripped":
             hb = f"tripped {_ms(r.heartbeat_trip_ms)} ms"
         else:
             hb = r.heartbeat or "-"
-        record = "none" if not r.record_readable and r.expect == "refuse" else (
-            "complete" if r.record_complete else ("cut, read" if r.record_readable else "UNREADABLE")
-        )  # fmt: skip
-        lost = f"{r.record_lost_commands} cmd ({r.record_lost_s:.2f} s)" if r.record_lost_commands else "0"
+        lost = "0"
+        if r.record_lost_commands:
+            lost = f"{r.record_lost_commands} cmd ({r.record_lost_s:.2f} s)"
         failed = [k for k, ok in r.checks.items() if not ok]
         verdict = "ok" if r.passed else "FAIL: " + ", ".join(failed or [r.error or "?"])
         reason = (r.reason or "").replace("|", "/")[:70]
         after = "-" if r.commands_after_hold is None else str(r.commands_after_hold)
+        bound = f"{r.bound_ms:.0f}" if r.expect == "hold" else "-"
+        record = _record_state(r)
+        if r.notes.get("record_failure"):
+            record += " (failed: reported)"
         lines.append(
-            f"| {r.fault} | {r.expect} | {r.exit} | {_ms(r.hold_ms)} | {r.bound_ms:.0f} | "
-            f"{after} | {record} | {lost} | {hb} | {verdict} | {reason} |"
+            f"| {r.fault} | {r.expect} | {r.exit} | {_ms(r.hold_ms)} | {bound} | "
+            f"{after} | {record} | {lost} | {hb} | {r.notes.get('overruns', '-')} | "
+            f"{verdict} | {reason} |"
         )
     return "\n".join(lines)
 

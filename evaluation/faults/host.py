@@ -27,9 +27,7 @@ def _clock_step(trial: Trial) -> None:
 def _starve(trial: Trial) -> None:
     n = 2 * (os.cpu_count() or 1)
     busy = [
-        subprocess.Popen(
-            [sys.executable, "-c", "while True: pass"], start_new_session=True
-        )
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
         for _ in range(n)
     ]
     trial.mark_injected()

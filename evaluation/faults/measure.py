@@ -98,7 +98,8 @@ def _arm(row: Row, trial: Trial) -> None:
     if t0 is None:
         return
     row.commands_after_injection = sum(t > t0 for t in commands)
-    holds = [o["t"] for o in ops if o["op"] == "hold" and o["t"] >= t0]
+    end = trial.t_end if trial.t_end is not None else float("inf")
+    holds = [o["t"] for o in ops if o["op"] == "hold" and t0 <= o["t"] < end]
     if holds:
         row.hold_ms = (holds[0] - t0) * 1e3
         row.commands_after_hold = sum(t > holds[0] for t in commands)
@@ -113,6 +114,7 @@ def _summary(row: Row, trial: Trial) -> None:
         if s.get("record_failure"):
             row.notes["record_failure"] = s["record_failure"]
         row.notes["overruns"] = s.get("overruns")
+        row.notes["lateness_p99_ms"] = s.get("lateness_ms", {}).get("p99")
     if row.reason is None:
         # No summary (killed, refused): the one line the run left on stderr, if any.
         with contextlib.suppress(OSError):

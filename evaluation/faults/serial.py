@@ -24,8 +24,7 @@ register(
     Fault(
         "heartbeat_gone",
         "serial",
-        "the heartbeat monitor's port closes: fault once no beat has reached it for "
-        "two periods",
+        "the heartbeat monitor's port closes: fault once no beat has reached it for two periods",
         "hold",
         exits=(3,),
         inject=lambda t: t.unplug("heartbeat"),

@@ -43,5 +43,7 @@ register(
         bound_s=lambda t: MONITOR_TIMEOUT_S,
         bound_text="monitor 300 ms",
         devices=("heartbeat",),
+        # Long enough for the recorder's flush interval (1 s) to have come round twice.
+        warm_commands=25,
     )
 )

@@ -11,9 +11,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from grasprt.errors import GrasprtError
@@ -37,6 +37,9 @@ class Trial:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     t_inject: float | None = None
+    # When the campaign ended a run still going (its own SIGTERM): holds after it are
+    # the campaign's doing, not the fault's.
+    t_end: float | None = None
     # The campaign ended a run still going after the observation window (SIGTERM).
     ended_by_campaign: bool = False
     heartbeat: HeartbeatMonitorEmulator | None = None
@@ -119,13 +122,11 @@ class Trial:
         (self.workdir / "record").mkdir(exist_ok=True)
         os.mkfifo(self.workdir / channel.CONTROL)
         self._devices()
-        user = None
+        preexec = None
         if self.fault.unprivileged and os.geteuid() == 0:
-            # Root writes through any permission bit: run as nobody, with the campaign's
-            # files open to it, so an unwritable path is unwritable.
-            user = "nobody"
-            for p in (self.workdir, self.workdir / channel.CONTROL):
-                os.chmod(p, 0o777)
+            # Root writes through any permission bit: without CAP_DAC_OVERRIDE it obeys
+            # them like any user, so an unwritable path is unwritable.
+            preexec = drop_dac_override
         env = {**os.environ, **self.env}
         self.proc = subprocess.Popen(
             self.command(),
@@ -133,7 +134,7 @@ class Trial:
             stderr=open(self.workdir / "stderr.txt", "wb"),  # noqa: SIM115 (the child owns it)
             env=env,
             start_new_session=True,  # its own process group: our signals reach it alone
-            user=user,
+            preexec_fn=preexec,
         )
 
     def wait_ready(self, commands: int = WARM_COMMANDS) -> bool:
@@ -156,6 +157,7 @@ class Trial:
         except subprocess.TimeoutExpired:
             pass
         self.ended_by_campaign = True
+        self.t_end = time.monotonic()
         with contextlib.suppress(ProcessLookupError):
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -180,6 +182,17 @@ class Trial:
             pty.close()
         with contextlib.suppress(OSError):
             self.stderr = (self.workdir / "stderr.txt").read_text(errors="replace")
+
+
+def drop_dac_override() -> None:
+    """In the child before exec: drop CAP_DAC_OVERRIDE from the bounding set, so the
+    program it becomes, root or not, has it in no set (capabilities(7))."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop, cap_dac_override = 24, 1
+    if libc.prctl(pr_capbset_drop, cap_dac_override, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
 
 
 def read_ops(path: Path) -> list[dict[str, Any]]:

@@ -61,23 +61,10 @@ def faults_cmd(
         for f in faults:
             click.echo(f"{f.name:<20} {f.family:<8} {f.summary}")
         return 0
-    if robot == "sawyer":
-        from grasprt.evaluation.faults.sawyer import twin_session
-
-        session = twin_session
-    else:
-        session = None
     workdir = _workdir(keep)
     base = ("--episodes", "20", "--seed", "0") + (("--bundle", bundle) if bundle else ())
     echo = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
-    if session is None:
-        rows = run_campaign(faults, robot=robot, base_args=base, workdir=workdir, progress=echo)
-    else:
-        with session(workdir, echo) as (args, env):
-            rows = run_campaign(
-                faults, robot=robot, base_args=base + args, workdir=workdir, progress=echo,
-                env=env,
-            )  # fmt: skip
+    rows = run_campaign(faults, robot=robot, base_args=base, workdir=workdir, progress=echo)
     click.echo(table(rows))
     data = report(rows, robot)
     if json_path:

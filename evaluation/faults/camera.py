@@ -12,7 +12,7 @@ register(
         "fault stop at frame_stop_s",
         "hold",
         exits=(3,),
-        inject=lambda t: t.send("camera_stall"),
+        inject=lambda t: t.robot_fault("camera_stall"),
         bound_s=lambda t: t.watchdog.frame_hold_s + t.period_s,
         bound_text="frame_hold_s + 1 cycle",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ def pick(only: Iterable[str] = (), robot: str = "sim") -> list[Fault]:
 
 def run_one(
     fault: Fault, workdir: Path, robot: str, base_args: tuple[str, ...], timing: Timing,
-    env: dict[str, str] | None = None,
+    side: Any = None,
 ) -> Row:  # fmt: skip
-    trial = Trial(fault, workdir, robot=robot, base_args=base_args, env=dict(env or {}))
+    trial = Trial(fault, workdir, robot=robot, base_args=base_args, side=side)
     try:
         if fault.before_start:
             trial.workdir.mkdir(parents=True, exist_ok=True)
@@ -57,15 +58,19 @@ def run_campaign(
     workdir: Path | None = None,
     timing: Timing | None = None,
     progress: Callable[[str], None] = lambda s: None,
-    env: dict[str, str] | None = None,
 ) -> list[Row]:
     timing = timing or Timing()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="grasprt-faults-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="grasprt-faults-") as tmp, ExitStack() as stack:
         root = workdir or Path(tmp)
+        side = None
+        if robot == "sawyer":
+            from grasprt.evaluation.faults.sawyer import twin_session
+
+            side = stack.enter_context(twin_session(root, progress))
         for f in faults:
             progress(f"fault {f.name}: {f.summary}")
-            row = run_one(f, root / f.name, robot, base_args, timing, env)
+            row = run_one(f, root / f.name, robot, base_args, timing, side)
             progress(f"  -> {'ok' if row.passed else 'FAILED'}: {row.reason or ''}")
             rows.append(row)
     return rows

@@ -21,6 +21,8 @@ from grasprt.runtime.record_reader import read_record
 # The recorder's promise for a killed process (runtime/recorder.py): at most its flush
 # interval of records is lost, plus the cycle in flight.
 FLUSH_INTERVAL_S = 1.0
+# The hardware-heartbeat monitor's timeout (drivers/firmware/heartbeat_monitor.ino).
+MONITOR_TIMEOUT_MS = 300.0
 
 
 @dataclass
@@ -50,6 +52,10 @@ class Row:
     # "tripped" (e-stop open), and after how long from the injection.
     heartbeat: str | None = None
     heartbeat_trip_ms: float | None = None
+    # The Sawyer twin (--robot sawyer): its own command-timeout hold after the
+    # injection (ms), and joint commands it received after that hold.
+    twin_hold_ms: float | None = None
+    twin_commands_after_hold: int | None = None
     notes: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, bool] = field(default_factory=dict)
     error: str | None = None
@@ -85,6 +91,8 @@ def measure(trial: Trial, exit_code: int, timing: Timing) -> Row:
     _summary(row, trial)
     _record(row, trial)
     _heartbeat(row, trial)
+    if trial.side is not None:
+        _twin(row, trial, timing)
     _verdict(row, f)
     return row
 
@@ -156,6 +164,27 @@ def _heartbeat(row: Row, trial: Trial) -> None:
         row.heartbeat_trip_ms = (hb.tripped_at - trial.t_inject) * 1e3
 
 
+def _twin(row: Row, trial: Trial, timing: Timing) -> None:
+    from grasprt.drivers.sawyer import SawyerSettings
+    from grasprt.evaluation.faults.sawyer import twin_log
+
+    t0 = trial.t_inject_wall
+    if t0 is None:
+        return
+    lines = twin_log(trial.workdir)
+    holds = [x["at"] for x in lines if x.get("hold") and x["at"] >= t0]
+    received = [x["received"] for x in lines if "received" in x]
+    if holds:
+        row.twin_hold_ms = (holds[0] - t0) * 1e3
+        row.twin_commands_after_hold = sum(t > holds[0] for t in received)
+    if row.fault == "sigkill":
+        # The robot's own backstop: it holds its command timeout after the last command
+        # (the twin checks it every 10 ms tick).
+        row.bound_ms = (SawyerSettings().command_timeout_s + 0.02) * 1e3
+        row.bound_text = "twin command timeout 0.25 s + 2 ticks"
+        row.hold_ms = row.twin_hold_ms
+
+
 def _verdict(row: Row, f: Fault) -> None:
     c = row.checks
     c["exit"] = row.exit_ok
@@ -165,9 +194,14 @@ def _verdict(row: Row, f: Fault) -> None:
         return
     if f.expect == "hold":
         if f.name == "sigkill":
-            # Nobody is left to hold: the external monitor's e-stop is the hold.
+            # Nobody is left to hold: the external monitor's e-stop is the hold, and on
+            # the Sawyer the robot's own command timeout.
             c["monitor tripped"] = row.heartbeat == "tripped"
-            c["trip in bound"] = (row.heartbeat_trip_ms or 1e9) <= row.bound_ms
+            c["trip in bound"] = (row.heartbeat_trip_ms or 1e9) <= MONITOR_TIMEOUT_MS
+            if row.bound_text.startswith("twin"):
+                c["twin held"] = row.twin_hold_ms is not None
+                c["no command after hold"] = row.twin_commands_after_hold == 0
+                c["hold in bound"] = (row.twin_hold_ms or 1e9) <= row.bound_ms
         else:
             c["held"] = row.hold_ms is not None
             c["no command after hold"] = row.commands_after_hold == 0

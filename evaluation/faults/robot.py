@@ -11,7 +11,7 @@ register(
         "the robot's state stops updating: hold once it is state_hold_s old",
         "hold",
         exits=(3,),
-        inject=lambda t: t.send("state_stall"),
+        inject=lambda t: t.robot_fault("state_stall"),
         bound_s=lambda t: t.watchdog.state_hold_s + t.period_s,
         bound_text="state_hold_s + 1 cycle",
     )
@@ -23,7 +23,7 @@ register(
         "the robot reports its e-stop pressed: fault stop at the next cycle",
         "hold",
         exits=(3,),
-        inject=lambda t: t.send("estop"),
+        inject=lambda t: t.robot_fault("estop"),
     )
 )
 register(
@@ -33,6 +33,6 @@ register(
         "the robot reports an error state: fault stop at the next cycle",
         "hold",
         exits=(3,),
-        inject=lambda t: t.send("robot_error"),
+        inject=lambda t: t.robot_fault("robot_error"),
     )
 )

@@ -37,6 +37,9 @@ class Trial:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     t_inject: float | None = None
+    t_inject_wall: float | None = None  # the same moment on time.time (ROS logs)
+    # The robot's side when it is a process of its own (the Sawyer twin), else None.
+    side: Any = None
     # When the campaign ended a run still going (its own SIGTERM): holds after it are
     # the campaign's doing, not the fault's.
     t_end: float | None = None
@@ -81,6 +84,15 @@ class Trial:
     def mark_injected(self) -> None:
         if self.t_inject is None:
             self.t_inject = time.monotonic()
+            self.t_inject_wall = time.time()
+
+    def robot_fault(self, word: str) -> None:
+        """A robot or camera fault: the twin's own fault topic when there is a twin,
+        else the run's fault-injection shims."""
+        if self.side is not None:
+            self.side.fault(word, self.mark_injected)
+        else:
+            self.send(word)
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None
@@ -101,6 +113,8 @@ class Trial:
         args = [sys.executable, "-m", "grasprt.cli", "run", "--robot", self.robot]
         args += ["--record", str(self.record), "--json", str(self.summary_path)]
         args += ["--fault-injection", str(self.workdir), "--quiet", *self.base_args]
+        if self.side is not None:
+            args += list(self.side.args)
         if self.heartbeat is not None:
             args += ["--heartbeat", self.ptys["heartbeat"].name]
         if self.gripper is not None:
@@ -122,12 +136,14 @@ class Trial:
         (self.workdir / "record").mkdir(exist_ok=True)
         os.mkfifo(self.workdir / channel.CONTROL)
         self._devices()
+        if self.side is not None:
+            self.side.before(self.workdir)
         preexec = None
         if self.fault.unprivileged and os.geteuid() == 0:
             # Root writes through any permission bit: without CAP_DAC_OVERRIDE it obeys
             # them like any user, so an unwritable path is unwritable.
             preexec = drop_dac_override
-        env = {**os.environ, **self.env}
+        env = {**os.environ, **(self.side.env if self.side else {}), **self.env}
         self.proc = subprocess.Popen(
             self.command(),
             stdout=subprocess.DEVNULL,
@@ -175,6 +191,8 @@ class Trial:
         self.kill_group()
         for stop in self.cleanup:
             stop()
+        if self.side is not None:
+            self.side.after()
         for emulator in (self.heartbeat, self.gripper):
             if emulator is not None:
                 emulator.stop()

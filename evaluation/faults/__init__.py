@@ -64,6 +64,14 @@ class Fault:
     record_fails: bool = False
     # Riding through, a fault stop is acceptable too, if the arm held (starvation).
     may_fault: bool = False
+    # Before the run starts: make what it needs (a recording), add its arguments.
+    prepare: Callable[[Trial], None] | None = None
+    # The fault ends by itself (the camera comes back): no command while it lasts,
+    # commands again after.
+    comes_back: bool = False
+    # When the fault really began, found afterwards (the camera's last new frame in the
+    # record), for sources the campaign cannot stop at a moment of its choosing.
+    began_at: Callable[[Trial], float | None] | None = None
 
 
 FAULTS: dict[str, Fault] = {}

@@ -12,6 +12,8 @@ imported.
 What the shims do on command:
 
 * ``camera_stall``: the camera keeps returning the last frame it gave (its stamp ages).
+* ``camera_pause S``: a RealSense recording's playback pauses for S seconds, then plays
+  on (the driver's ``pause_playback``): a camera lost and back.
 * ``nonfinite``: the policy's action becomes NaN.
 * ``slow S``: each policy step takes S seconds longer (a model that gets slow).
 * ``hang S``: the next policy step blocks S seconds (a hung loop thread).
@@ -41,6 +43,7 @@ from grasprt.types import Drivers, Frame, JointCommand, RobotState
 
 COMMANDS = (
     "camera_stall",
+    "camera_pause",
     "nonfinite",
     "slow",
     "hang",
@@ -63,6 +66,7 @@ class Switches:
         self.hang_s = 0.0
         self.state_stall = False
         self.robot_fault: str | None = None
+        self.camera: Any = None  # the run's camera driver, for camera_pause
         self._fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
 
     def log(self, op: str, **detail: Any) -> None:
@@ -79,6 +83,8 @@ class Switches:
         self.log("inject", fault=word, arg=arg)
         if word == "camera_stall":
             self.camera_stall = True
+        elif word == "camera_pause":
+            self._pause_camera(float(arg))
         elif word == "nonfinite":
             self.nonfinite = True
         elif word == "slow":
@@ -91,6 +97,15 @@ class Switches:
             self.robot_fault = "e-stop pressed" if word == "estop" else "robot error state"
         elif word == "clock_step":
             step_wall_clock(float(arg))
+
+    def _pause_camera(self, seconds: float) -> None:
+        self.camera.pause_playback(True)
+
+        def resume() -> None:
+            self.camera.pause_playback(False)
+            self.log("resume")
+
+        threading.Timer(seconds, resume).start()
 
 
 _wall_offset = 0.0
@@ -218,6 +233,7 @@ def wrap(
 
     def drivers(cfg: Any, bundle: Any) -> Drivers:
         d = make_drivers(cfg, bundle)
+        switches.camera = d.camera
         return dataclasses.replace(
             d, robot=_Robot(d.robot, switches), camera=_Camera(d.camera, switches)
         )

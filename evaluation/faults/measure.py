@@ -70,6 +70,16 @@ class Row:
         return d
 
 
+def last_new_frame(trial: Trial) -> float | None:
+    """When the camera gave its last new frame: the newest frame stamp in the record."""
+    try:
+        r = read_record(trial.record)
+    except Exception:
+        return None
+    stamps = [c["frame_stamp"] for c in r.cycles if c.get("frame_stamp") is not None]
+    return max(stamps) if stamps else None
+
+
 def wait_for_trip(trial: Trial, timeout_s: float = 1.5) -> None:
     """A monitor that was not told we stop trips on its own timeout: give it time."""
     hb = trial.heartbeat
@@ -86,8 +96,12 @@ def measure(trial: Trial, exit_code: int, timing: Timing) -> Row:
     row.bound_ms = f.bound_s(timing) * 1e3
     row.bound_text = f.bound_text
     row.ended_by_campaign = trial.ended_by_campaign
+    if f.began_at is not None:
+        began = f.began_at(trial)
+        row.notes["campaign_injected_at"] = trial.t_inject
+        trial.t_inject = began if began is not None else trial.t_inject
     row.notes = dict(trial.notes)
-    _arm(row, trial)
+    _arm(row, trial, f.comes_back)
     _summary(row, trial)
     _record(row, trial)
     _heartbeat(row, trial)
@@ -97,7 +111,7 @@ def measure(trial: Trial, exit_code: int, timing: Timing) -> Row:
     return row
 
 
-def _arm(row: Row, trial: Trial) -> None:
+def _arm(row: Row, trial: Trial, comes_back: bool) -> None:
     ops = read_ops(trial.arm_log)
     t0 = trial.t_inject
     commands = [o["t"] for o in ops if o["op"] == "command"]
@@ -111,6 +125,12 @@ def _arm(row: Row, trial: Trial) -> None:
     if holds:
         row.hold_ms = (holds[0] - t0) * 1e3
         row.commands_after_hold = sum(t > holds[0] for t in commands)
+        if comes_back:
+            back = next((o["t"] for o in ops if o["op"] == "resume"), end)
+            lost = sum(holds[0] < t <= back for t in commands)
+            row.commands_after_hold = lost
+            row.notes["commands_while_lost"] = lost
+            row.notes["commands_once_back"] = sum(back < t < end for t in commands)
     row.notes["last_command_t"] = max(commands) if commands else None
 
 
@@ -204,7 +224,11 @@ def _verdict(row: Row, f: Fault) -> None:
                 c["hold in bound"] = (row.twin_hold_ms or 1e9) <= row.bound_ms
         else:
             c["held"] = row.hold_ms is not None
-            c["no command after hold"] = row.commands_after_hold == 0
+            if f.comes_back:
+                c["no command while lost"] = row.commands_after_hold == 0
+                c["commands again once back"] = row.notes.get("commands_once_back", 0) > 0
+            else:
+                c["no command after hold"] = row.commands_after_hold == 0
             row.in_bound = row.hold_ms is not None and row.hold_ms <= row.bound_ms
             c["hold in bound"] = row.in_bound
     else:

@@ -34,6 +34,8 @@ class Trial:
     workdir: Path
     robot: str = "sim"
     base_args: tuple[str, ...] = ()
+    # Arguments a fault's prepare step adds (its camera).
+    extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     t_inject: float | None = None
@@ -119,7 +121,7 @@ class Trial:
             args += ["--heartbeat", self.ptys["heartbeat"].name]
         if self.gripper is not None:
             args += ["--gripper", f"robotiq:{self.ptys['gripper'].name}"]
-        return [*args, *self.fault.args]
+        return [*args, *self.extra_args, *self.fault.args]
 
     def _devices(self) -> None:
         if "heartbeat" in self.fault.devices:
@@ -136,6 +138,8 @@ class Trial:
         (self.workdir / "record").mkdir(exist_ok=True)
         os.mkfifo(self.workdir / channel.CONTROL)
         self._devices()
+        if self.fault.prepare is not None:
+            self.fault.prepare(self)
         if self.side is not None:
             self.side.before(self.workdir)
         preexec = None

@@ -320,7 +320,12 @@ class ControlLoop:
             self._record(ep, r, "stop", outcome.reason, d)
             return outcome
         ep.gripper_closed = limited.gripper_closed
-        self.gate.send(JointCommand(limited.target, limited.gripper_closed, r.now))
+        if not self.gate.send(JointCommand(limited.target, limited.gripper_closed, r.now)):
+            # Latched while this cycle decided (the heartbeat watchdog from its thread, a
+            # failed send): the command never reached the arm; the record must not say so.
+            outcome = Outcome.stop(self.gate.reason or "command refused")
+            self._record(ep, r, "stop", outcome.reason, d)
+            return outcome
         assert r.frame is not None  # a cycle without a frame holds
         d.photon_s = self.clock.now() - r.frame.stamp
         self.timer.mark("command")

@@ -45,7 +45,7 @@ test: $(VENV)/.dev ros
 
 # The tests over a real ROS master and the real Intera SDK (marked `ros`).
 test-ros: ros
-	. $(ROS_BUILD)/setup.sh && $(ROS_VENV)/bin/python -m pytest -q -m ros tests/drivers
+	. $(ROS_BUILD)/setup.sh && $(ROS_VENV)/bin/python -m pytest -q -m ros tests/drivers tests/evaluation
 
 ros: $(ROS_VENV)/.ros
 

@@ -203,6 +203,7 @@ def _twin(row: Row, trial: Trial, timing: Timing) -> None:
         row.bound_ms = (SawyerSettings().command_timeout_s + 0.02) * 1e3
         row.bound_text = "twin command timeout 0.25 s + 2 ticks"
         row.hold_ms = row.twin_hold_ms
+        row.commands_after_hold = row.twin_commands_after_hold
 
 
 def _verdict(row: Row, f: Fault) -> None:

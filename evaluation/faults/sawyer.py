@@ -114,9 +114,11 @@ class TwinSide:
             import rospy
             from std_msgs.msg import String
 
+            if rospy.core.is_initialized():
+                # rospy binds a process to one master for good: ours would not hear it.
+                raise GrasprtError("the campaign needs a process with no ROS node yet")
             os.environ.update(self.env)
-            if not rospy.core.is_initialized():
-                rospy.init_node("grasprt_faults", anonymous=True, disable_signals=True)
+            rospy.init_node("grasprt_faults", anonymous=True, disable_signals=True)
             self._publisher = rospy.Publisher("/grasprt_twin/fault", String, queue_size=10)
         return self._publisher
 

@@ -51,8 +51,9 @@ class Fault:
     args: tuple[str, ...] = ()
     # Serial devices on ptys the run is given: "heartbeat", "gripper".
     devices: tuple[str, ...] = ()
-    # Seconds after the injection before the campaign ends a run still going (SIGTERM).
-    observe_s: float = 2.5
+    # Seconds after the injection before the campaign ends a run still going (SIGTERM);
+    # a run that stops on its own ends the wait at once.
+    observe_s: float = 5.0
     robots: tuple[str, ...] = ("sim", "sawyer")
     # Commands the arm has had before the fault goes in (10: one second at 10 Hz).
     warm_commands: int = 10

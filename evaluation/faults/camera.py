@@ -103,7 +103,7 @@ register(
         bound_s=lambda t: t.watchdog.frame_hold_s + t.period_s,
         bound_text="frame_hold_s + 1 cycle from its last frame",
         prepare=_opencv,
-        observe_s=4.0,
+        observe_s=6.0,
         robots=("sim",),
     )
 )

@@ -43,6 +43,6 @@ register(
         # and the loop's last beat was up to one cycle before the hang began.
         bound_s=lambda t: 1.2 * t.watchdog.heartbeat_s + t.period_s,
         bound_text="1.2 x heartbeat_s + 1 cycle",
-        observe_s=HANG_S + 2.0,
+        observe_s=HANG_S + 4.0,
     )
 )

@@ -6,6 +6,7 @@ what the arm was told, the exit status and the record are."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -106,6 +107,15 @@ def test_list_names_every_family() -> None:
     assert {f.family for f in all_faults().values()} == {
         "signals", "camera", "model", "robot", "serial", "storage", "host"
     }  # fmt: skip
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("rospy") is not None, reason="ROS is set up: this would run"
+)
+def test_sawyer_without_ros_is_one_line_and_exit_2() -> None:
+    proc = faults_cli("--robot", "sawyer", "--only", "estop")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "ROS environment" in proc.stderr
 
 
 def test_an_unknown_fault_is_one_line_and_exit_2() -> None:

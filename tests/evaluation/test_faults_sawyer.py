@@ -16,11 +16,11 @@ pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_sigkill_and_estop_on_the_twin(tmp_path: Path) -> None:
+def test_after_sigkill_the_twin_holds_and_the_monitor_trips(tmp_path: Path) -> None:
     out = tmp_path / "faults.json"
     proc = subprocess.run(
         [sys.executable, "-m", "grasprt.cli", "faults", "--robot", "sawyer", "--only",
-         "sigkill", "--only", "estop", "--bundle", str(REPO / "models" / "reference"),
+         "sigkill", "--bundle", str(REPO / "models" / "reference"),
          "--json", str(out), "--quiet"],
         capture_output=True, text=True, timeout=240, cwd=REPO,
     )  # fmt: skip
@@ -32,10 +32,6 @@ def test_sigkill_and_estop_on_the_twin(tmp_path: Path) -> None:
     assert kill["twin_hold_ms"] is not None and kill["twin_commands_after_hold"] == 0
     assert kill["heartbeat"] == "tripped"
     assert kill["record_readable"]
-    estop = rows["estop"]
-    assert estop["exit"] == 3 and "e-stop" in estop["reason"]
-    assert estop["hold_ms"] is not None and estop["commands_after_hold"] == 0
-    assert estop["record_complete"]
     # Timing bounds are the table's business, not asserted here.
     untimed = {k: v for r in rows.values() for k, v in r["checks"].items() if "bound" not in k}
     assert all(untimed.values()), untimed

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from grasprt.errors import ConfigError
 from grasprt.types import Drivers, Frame, JointCommand, RobotState
 
 COMMANDS = (
@@ -133,9 +134,12 @@ def _listen(fifo: Path, switches: Switches) -> None:
 def start(directory: str) -> Switches:
     d = Path(directory)
     fifo = d / CONTROL
-    if not fifo.exists():
-        os.mkfifo(fifo)
-    switches = Switches(d / ARM_LOG)
+    try:
+        if not fifo.exists():
+            os.mkfifo(fifo)
+        switches = Switches(d / ARM_LOG)
+    except OSError as e:
+        raise ConfigError(f"--fault-injection {directory}: {e.strerror}") from None
     threading.Thread(target=_listen, args=(fifo, switches), daemon=True, name="faults").start()
     switches.log("ready", pid=os.getpid())
     return switches

@@ -148,14 +148,15 @@ class Trial:
             # them like any user, so an unwritable path is unwritable.
             preexec = drop_dac_override
         env = {**os.environ, **(self.side.env if self.side else {}), **self.env}
-        self.proc = subprocess.Popen(
-            self.command(),
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "stderr.txt", "wb"),  # noqa: SIM115 (the child owns it)
-            env=env,
-            start_new_session=True,  # its own process group: our signals reach it alone
-            preexec_fn=preexec,
-        )
+        with open(self.workdir / "stderr.txt", "wb") as stderr:
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                env=env,
+                start_new_session=True,  # its own process group: our signals reach it alone
+                preexec_fn=preexec,
+            )
 
     def wait_ready(self, commands: int = WARM_COMMANDS) -> bool:
         """True once the arm has had `commands` commands; False if the run ended first."""

@@ -45,7 +45,7 @@ test: $(VENV)/.dev ros
 
 # The tests over a real ROS master and the real Intera SDK (marked `ros`).
 test-ros: ros
-	. $(ROS_BUILD)/setup.sh && $(ROS_VENV)/bin/python -m pytest -q -m ros tests/drivers
+	. $(ROS_BUILD)/setup.sh && $(ROS_VENV)/bin/python -m pytest -q -m ros tests/drivers tests/evaluation
 
 ros: $(ROS_VENV)/.ros
 
@@ -57,7 +57,7 @@ $(ROS_VENV)/.ros: pyproject.toml tools/make_ros_env.py
 	fi
 	/usr/bin/python3 tools/make_ros_env.py --sdk $(INTERA) --out $(ROS_BUILD)
 	/usr/bin/python3 -m venv --system-site-packages $(ROS_VENV)
-	$(ROS_VENV)/bin/python -m pip --disable-pip-version-check -q install -e '.[dev]'
+	$(ROS_VENV)/bin/python -m pip --disable-pip-version-check -q install -e '.[dev,serial]'
 	. $(ROS_BUILD)/setup.sh && $(ROS_VENV)/bin/python -c "import rospy, intera_interface, grasprt.runtime.runner"
 	touch $@
 

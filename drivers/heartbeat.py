@@ -103,6 +103,8 @@ class SerialHeartbeat:
         self._seq = 0
         self._stop = False
         self._thread: threading.Thread | None = None
+        # When a frame last reached the port (time.monotonic()).
+        self._delivered_at: float | None = None
 
     def connect(self) -> None:
         if self._thread is not None:
@@ -118,6 +120,26 @@ class SerialHeartbeat:
         with self._cond:
             self.stats.beats += 1
             self._queue(FLAG_HEALTHY, must_send=False)
+
+    def fault(self) -> str | None:
+        """Why the monitor may no longer be hearing us, or None.
+
+        The port is gone (closed after a failed write, not yet reopened) and no frame
+        has reached it for longer than a beat may be late: the monitor has either lost
+        power (its e-stop open) or will trip soon, so the arm must hold. A reconnect
+        faster than that is a hiccup, not a fault.
+        """
+        with self._cond:
+            delivered, lost = self._delivered_at, self._serial is None
+        if not lost or delivered is None or self._thread is None:
+            return None
+        age = time.monotonic() - delivered
+        if age <= self.max_age_s:
+            return None
+        return (
+            f"heartbeat monitor on {self.port} gone: no beat delivered for {age:.2f} s "
+            f"({self.stats.write_errors} write errors)"
+        )
 
     def trip(self) -> None:
         """Ask the monitor to trip the e-stop now (a fault grasprt cannot handle itself)."""
@@ -220,6 +242,8 @@ class SerialHeartbeat:
                 self._close()
                 continue
             self.stats.frames_written += 1
+            with self._cond:
+                self._delivered_at = time.monotonic()
             self._take(generation)
 
     def _take(self, generation: int) -> None:

@@ -137,6 +137,17 @@ class RealSenseCamera(CaptureCamera):
         """Have the capture thread restart the pipeline (as it does when frames stop)."""
         self._restart_requested = True
 
+    def pause_playback(self, paused: bool) -> None:
+        """Fault injection (`grasprt faults`): pause or resume a recording's playback,
+        so frames stop while the pipeline stays up, as when a camera stops sending."""
+        playback = self._playback
+        if playback is None:
+            raise DriverError(f"{self.name}: not playing a recording")
+        if paused:
+            playback.pause()
+        else:
+            playback.resume()
+
     # -- CaptureCamera hooks -------------------------------------------------------
 
     def _open(self) -> Intrinsics | None:

@@ -94,6 +94,10 @@ def check_run(cfg: RunConfig, kind: RobotKind, bundle: Bundle) -> None:
         raise ConfigError(f"--clock sim runs on a simulator's clock: --robot {kind.name} is real")
     if cfg.sim_clock and cfg.camera not in (None, "sim"):
         raise ConfigError("--clock sim needs the simulated camera (a real one runs on the wall)")
+    if cfg.sim_clock and (cfg.gripper or cfg.heartbeat):
+        raise ConfigError(
+            "--clock sim runs faster than real time: --gripper and --heartbeat need --clock wall"
+        )
     if cfg.gt_mask and not kind.simulated:
         raise ConfigError("--gt-mask needs a simulated robot (only a simulator knows the truth)")
     if not kind.simulated and cfg.camera in (None, "sim"):

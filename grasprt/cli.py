@@ -36,6 +36,10 @@ COMMANDS = {
         "grasprt.twin_cmd:twin_cmd",
         "Serve a simulated Sawyer over ROS, as the real robot does (Intera's side).",
     ),
+    "faults": (
+        "grasprt.faults_cmd:faults_cmd",
+        "Inject each fault into a real run: time to hold, record, exit status.",
+    ),
 }
 
 

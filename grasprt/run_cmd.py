@@ -151,7 +151,14 @@ Exit status: 0 finished, 2 bad input (nothing moved), 3 fault stop (the arm held
 @timing_options()
 @config_option()
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def run_cmd(quiet: bool, **params: Any) -> int:
+@click.option(
+    "--fault-injection",
+    default=None,
+    hidden=True,
+    metavar="DIR",
+    help="Test only (grasprt faults): fault-injection shims driven through DIR/control.",
+)
+def run_cmd(quiet: bool, fault_injection: str | None, **params: Any) -> int:
     """Run the grasping loop: wrist frame -> segmenter -> controller -> limiter -> arm.
 
     Everything is checked before the arm moves: the settings, the bundle (against
@@ -167,9 +174,17 @@ def run_cmd(quiet: bool, **params: Any) -> int:
 
     cfg = load_config(params)
     progress = _Progress(quiet)
+    make_drivers, policy = build_drivers, None
+    if fault_injection:
+        from grasprt.evaluation.faults import inject
+        from grasprt.runtime.runner import onnx_policy
+
+        switches = inject.start(fault_injection)
+        make_drivers, policy = inject.wrap(switches, build_drivers, onnx_policy)
     run = Run(
         cfg,
-        make_drivers=build_drivers,
+        make_drivers=make_drivers,
+        policy=policy,
         views=held_out_views,
         progress=progress,
         on_cycle=progress.cycle if progress.live else None,

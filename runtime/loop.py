@@ -270,12 +270,21 @@ class ControlLoop:
         reading = self._read(ep, tick)
         if reading.state.fault:
             return Outcome.stop(f"robot: {reading.state.fault}")
+        heartbeat_fault = self._heartbeat_fault()
+        if heartbeat_fault:
+            return Outcome.stop(heartbeat_fault)
         if reading.verdict.action == "stop":
             return Outcome.stop(reading.verdict.reason or "stale input")
         if reading.verdict.action == "hold" or reading.frame is None:
             return self._hold(ep, reading, reading.verdict.reason or "no frame yet")
         decision = self._decide(reading)
         return self._write(ep, reading, decision)
+
+    def _heartbeat_fault(self) -> str | None:
+        # An external monitor that can tell it no longer hears us (drivers/heartbeat.py):
+        # its e-stop is open or about to be, so the arm holds.
+        check = getattr(self.heartbeat, "fault", None)
+        return check() if callable(check) else None
 
     def _read(self, ep: _Episode, tick: Tick) -> _Reading:
         frame = self.camera.latest()
@@ -312,7 +321,12 @@ class ControlLoop:
             self._record(ep, r, "stop", outcome.reason, d)
             return outcome
         ep.gripper_closed = limited.gripper_closed
-        self.gate.send(JointCommand(limited.target, limited.gripper_closed, r.now))
+        if not self.gate.send(JointCommand(limited.target, limited.gripper_closed, r.now)):
+            # Latched while this cycle decided (the heartbeat watchdog from its thread, a
+            # failed send): the command never reached the arm; the record must not say so.
+            outcome = Outcome.stop(self.gate.reason or "command refused")
+            self._record(ep, r, "stop", outcome.reason, d)
+            return outcome
         assert r.frame is not None  # a cycle without a frame holds
         d.photon_s = self.clock.now() - r.frame.stamp
         self.timer.mark("command")

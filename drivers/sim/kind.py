@@ -7,7 +7,7 @@ from grasprt.clock import MonotonicClock, SimClock
 from grasprt.config import RunConfig
 from grasprt.drivers.sim.config import SimConfig, SimSettings
 from grasprt.drivers.sim.factory import make_sim
-from grasprt.types import Camera, Clock, Drivers
+from grasprt.types import Camera, Clock, Drivers, Heartbeat, Robot
 
 # The paper's episode length in simulation.
 SIM_MAX_STEPS = 150
@@ -27,10 +27,23 @@ def sim_drivers(cfg: RunConfig, bundle: Bundle, sim: SimConfig | None = None) ->
         from grasprt.drivers.factory import make_camera
 
         camera = make_camera(cfg.camera or "", clock=clock, calibration=cfg.calibration)
+    arm: Robot = robot
+    heartbeat: Heartbeat | None = None
+    # The serial devices work beside the simulated arm as beside a real one: a bench
+    # rehearsal of a gripper or a heartbeat monitor (and the fault campaign's unplugs).
+    if cfg.gripper:
+        from grasprt.drivers.hardware import external_gripper
+
+        arm = external_gripper(robot, cfg.gripper)
+    if cfg.heartbeat:
+        from grasprt.drivers.heartbeat import SerialHeartbeat
+
+        heartbeat = SerialHeartbeat(cfg.heartbeat)
     return Drivers(
         clock=clock,
         camera=camera,
-        robot=robot,
+        robot=arm,
+        heartbeat=heartbeat,
         # Each episode its own seed, so one episode can be replayed alone.
         setup_episode=lambda n: world.reset(cfg.seed * 100_003 + n),
         table_z=world.table_z,

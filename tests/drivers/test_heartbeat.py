@@ -203,3 +203,36 @@ def test_missing_port_is_one_line_driver_error() -> None:
         hb.connect()
     assert "/dev/does-not-exist-grasprt" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_monitor_gone_is_a_fault_until_beats_reach_it_again(tmp_path: Path) -> None:
+    r = make_rig(tmp_path, timeout_s=5.0)
+    hb = SerialHeartbeat(str(r.link), period_hint_s=0.05, reconnect_backoff_s=0.01)
+    try:
+        hb.connect()
+        r.heartbeat = hb
+        r.beat_and_wait(2)
+        assert hb.fault() is None
+        r.monitor.stop()
+        r.pty.close()
+
+        def beating_faults() -> bool:
+            hb.beat()
+            return hb.fault() is not None
+
+        wait_for(beating_faults, what="the lost monitor to be a fault")
+        assert "gone" in (hb.fault() or "") and hb.stats.write_errors >= 1
+        r.pty = Pty()
+        r.monitor = HeartbeatMonitorEmulator(r.pty.master, timeout_s=5.0)
+        r.monitor.start()
+        point_link(r.link, r.pty.name)
+
+        def beating_heals() -> bool:
+            hb.beat()
+            return hb.fault() is None and r.monitor.state == "armed"
+
+        wait_for(beating_heals, what="beats through the new port")
+    finally:
+        hb.disconnect()
+        r.monitor.stop()
+        r.pty.close()

@@ -268,6 +268,7 @@ def test_hung_loop_watchdog_holds_from_its_own_thread(tmp_path: Path) -> None:
         max_steps=60,
         watchdog=WatchdogSettings(heartbeat_s=0.3),
         policy=hanging,
+        record=True,
     )
 
     def release_after_trip() -> None:
@@ -298,6 +299,10 @@ def test_hung_loop_watchdog_holds_from_its_own_thread(tmp_path: Path) -> None:
     # at the gate, not sent.
     assert run.loop is not None and run.loop.gate.latched
     assert run.loop.gate.refused_after_latch == 1
+    # ... and the record says so: that cycle is a stop, not a command that never left.
+    cycles = read_record(tmp_path / "run.mcap").cycles
+    assert [c["verdict"] for c in cycles].count("ok") == 4
+    assert cycles[-1]["verdict"] == "stop" and "heartbeat" in cycles[-1]["reason"]
 
 
 def test_a_run_without_a_floor_says_so_before_it_moves(tmp_path: Path) -> None:

@@ -234,9 +234,9 @@ def hinted_masks(model: bytes, frames: Sequence[np.ndarray], threshold: float, c
     return np.stack(out)
 
 
-def admit_hinted(bundle: Bundle, cfg, views: ViewSource | None) -> Reduced:
-    """Gate a precision hint (fp16/bf16 on OpenVINO): its masks against ONNX Runtime
-    fp32's on held-out simulator frames; a :class:`ConfigError` when not admitted."""
+def gate_hinted(bundle: Bundle, cfg, views: ViewSource | None) -> Reduced:
+    """A precision hint (fp16/bf16 on OpenVINO) measured: its masks against ONNX
+    Runtime fp32's on held-out simulator frames (passed or not)."""
     why = unsupported_reason(cfg.precision, cfg.provider)
     if why:
         raise ConfigError(f"--precision {why}")
@@ -244,7 +244,13 @@ def admit_hinted(bundle: Bundle, cfg, views: ViewSource | None) -> Reduced:
     ref = masks(bundle.segmenter_bytes, frames, bundle.mask_threshold)
     got = hinted_masks(bundle.segmenter_bytes, frames, bundle.mask_threshold, cfg)
     iou, worst = mask_iou(ref, got)
-    r = Reduced(cfg.precision, "OpenVINO hint", b"", iou, worst, len(frames), int(ref.sum()))
+    return Reduced(cfg.precision, "OpenVINO hint", b"", iou, worst, len(frames), int(ref.sum()))
+
+
+def admit_hinted(bundle: Bundle, cfg, views: ViewSource | None) -> Reduced:
+    """Gate a precision hint (:func:`gate_hinted`); a :class:`ConfigError` when not
+    admitted."""
+    r = gate_hinted(bundle, cfg, views)
     if not r.passed:
         raise ConfigError(f"--precision {cfg.precision}: {r.verdict}; use fp32")
     return r

@@ -184,6 +184,7 @@ class LoopRun:
     period_s: float
     # The floor height the run's limiter kept (its [limiter] settings and the table).
     limiter_floor: float | None = None
+    camera: str = ""  # the camera the loop read (its driver's name)
 
     def summary(self) -> dict[str, Any]:
         s = self.report.summary()
@@ -263,6 +264,7 @@ def run_loop(
         stages=timer.stages,
         period_s=run.loop.period,
         limiter_floor=run.limiter.config.floor,
+        camera=run.drivers.camera.name,
     )
 
 
@@ -613,11 +615,11 @@ def _loop_runs(
         say(f"loop: {b.cycles} cycles {pace}")
         base = one_run(_run_config(cfg, record_dir))
         result.update(base.summary())
-        render = parts.render() if parts.render is not None else None
+        prerendered = base.camera == "prerendered" and parts.render is not None
         # Prerendered: the frames were made before timing; this is what each cost.
         result["feed"] = {
-            "camera": "prerendered" if render is not None else cfg.camera or "sim",
-            "sim_render_ms": render,
+            "camera": base.camera,
+            "sim_render_ms": parts.render() if prerendered else None,
         }
         runs = {"unloaded": base}
         if b.stress:

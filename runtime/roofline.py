@@ -177,9 +177,9 @@ def copy_bandwidth(nbytes: int, repeats: int = 3) -> float:
 
 
 def measured_bandwidth(llc_bytes: int | None = None) -> dict[str, Any]:
-    """DRAM (a copy twice the last-level cache, 256 MiB..1 GiB) and L2 (256 KiB)."""
+    """DRAM (a copy twice the last-level cache, 256..512 MiB) and L2 (256 KiB)."""
     llc = llc_bytes if llc_bytes is not None else _llc_bytes()
-    big = int(min(max(2 * llc, 256 << 20), 1 << 30))
+    big = int(min(max(2 * llc, 256 << 20), 512 << 20))
     return {
         "dram_gbs": copy_bandwidth(big),
         "dram_copy_bytes": big,

@@ -25,7 +25,9 @@ OTHER = cpu_info("model name\t: AMD EPYC 7B12\nflags\t\t: fpu avx avx2 fma\n", c
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_bundle(
-        tmp_path_factory.mktemp("tuned") / "b", color_segmenter(), ramp_controller(list(SAWYER.neutral))
+        tmp_path_factory.mktemp("tuned") / "b",
+        color_segmenter(),
+        ramp_controller(list(SAWYER.neutral)),
     )
 
 
@@ -50,7 +52,8 @@ def test_the_saved_section_loads_back_as_the_same_settings(tmp_path: Path) -> No
     )
     # A flag still wins over the file, as for every other setting.
     flags = {"inference.precision": "fp32"}
-    assert build_run_config(path, flags, robots=robot_settings_types()).inference.precision == "fp32"
+    again = build_run_config(path, flags, robots=robot_settings_types())
+    assert again.inference.precision == "fp32"
 
 
 def test_the_same_cpu_is_not_elsewhere_and_another_is_named() -> None:

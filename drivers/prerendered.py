@@ -7,8 +7,11 @@ bench fed by it measures the renderer as well. :func:`prerender` renders the fra
 once, before anything is timed (its cost is reported on its own line);
 :class:`PrerenderedCamera` then delivers them in turn, each stamped with the clock's
 time at delivery (the photon time of a real camera), from a thread that does nothing
-but swap a reference at ``fps``. On the simulator's clock there is no thread: the
-frame for the present moment is handed out on demand, as the sim camera does.
+but swap a reference at ``fps``. A frame whose time has come is the newest even if
+that thread has not had a core yet (``latest()`` takes it, stamped with its time): a
+device's frames land by DMA, only their pickup needs the CPU. On the simulator's
+clock there is no thread: the frame for the present moment is handed out on demand,
+as the sim camera does.
 
 ``sync=True`` (the bench's default) phase-locks delivery to the loop: each frame lands
 ``SYNC_LEAD_S`` before the time the loop last asked, modulo the frame period, as a
@@ -82,6 +85,7 @@ class PrerenderedCamera:
         self.threaded = not isinstance(clock, SimClock)
         self.sync = sync
         self._asked: float | None = None  # when the loop last asked (sync)
+        self._due: float | None = None  # when the next frame lands (threaded)
         self._lock = threading.Lock()
         self._latest: Frame | None = None
         self._next = 0
@@ -101,7 +105,9 @@ class PrerenderedCamera:
         self._connected = True
         if self.threaded:
             self._stop.clear()
-            self._deliver()  # the first frame at once, as a camera that is streaming
+            with self._lock:
+                self._deliver(self.clock.now())  # streaming from the start
+                self._due = self.clock.now() + 1.0 / self.fps
             self._thread = threading.Thread(
                 target=self._run, name="prerendered-camera", daemon=True
             )
@@ -117,24 +123,32 @@ class PrerenderedCamera:
     def latest(self) -> Frame | None:
         if not self._connected:
             return None
-        if self.sync:
-            self._asked = self.clock.now()
-        if not self.threaded:
-            latest = self._latest
-            if latest is None or latest.stamp != self.clock.now():
-                self._deliver()
+        now = self.clock.now()
         with self._lock:
+            if self.sync:
+                self._asked = now
+            if not self.threaded:
+                if self._latest is None or self._latest.stamp != now:
+                    self._deliver(now)
+            elif self._due is not None and now >= self._due:
+                # Its time has come: a device's frame lands (DMA) whether or not the
+                # thread that picks it up has had a core yet. Stamped with its time.
+                self._deliver(self._due)
+                self._advance(now)
             return self._latest
 
-    def _deliver(self) -> None:
+    def _deliver(self, stamp: float) -> None:
+        """The next frame, stamped ``stamp`` (under the lock)."""
         frame = self._frames[self._next % len(self._frames)]
         self._next += 1
         self._seq += 1
-        now = self.clock.now()
-        stamped = replace(frame, stamp=now, seq=self._seq, device_stamp=now)
-        with self._lock:
-            self._latest = stamped
+        self._latest = replace(frame, stamp=stamp, seq=self._seq, device_stamp=stamp)
         self.delivered += 1
+
+    def _advance(self, now: float) -> None:
+        # Never bursts: frames whose time passed unseen are skipped.
+        assert self._due is not None
+        self._due = self._next_due(max(self._due, now) + 1e-4, 1.0 / self.fps)
 
     def _next_due(self, after: float, period: float) -> float:
         """The next delivery time after ``after``: on the frame clock, or (sync) on
@@ -147,12 +161,17 @@ class PrerenderedCamera:
         return anchor + k * period
 
     def _run(self) -> None:
-        period = 1.0 / self.fps
-        due = self.clock.now() + period
-        while not self._stop.wait(max(0.0, due - self.clock.now())):
-            self._deliver()
-            # Never bursts: a late thread skips the frames it missed.
-            due = self._next_due(max(due, self.clock.now()) + 1e-4, period)
+        while True:
+            with self._lock:
+                due = self._due
+            assert due is not None
+            if self._stop.wait(max(0.0, due - self.clock.now())):
+                return
+            with self._lock:
+                now = self.clock.now()
+                if self._due is not None and now >= self._due:
+                    self._deliver(self._due)
+                    self._advance(now)
 
 
 # Frames the bench prerenders: one per world seed (each its own scene), a second of

@@ -348,14 +348,13 @@ def _bench(
         inference.placement, inference.intra_op_threads
     )
     admitted = None if tuning is None else tuning.gate_of(inference)
+    threads_before = thread_count()
     pipeline = Pipeline(
         bundle, inference, segmenter_bytes=segmenter_bytes, views=parts.views, admitted=admitted
     )
     result["threads_alive"] = {
         "at_start": threads_start,
-        "before_loop_pipeline": result.get("tuning", {}).get("threads_alive", {}).get(
-            "after_release", threads_start
-        ),
+        "before_loop_pipeline": threads_before,
         "with_loop_pipeline": thread_count(),
     }
     gate = getattr(pipeline, "gate", None)

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 # <sys/mman.h>
@@ -103,6 +104,28 @@ def apply(
             st._locked = True
             st.applied.append("mlockall(MCL_CURRENT | MCL_FUTURE)")
     return st
+
+
+@contextlib.contextmanager
+def normal_priority() -> Iterator[None]:
+    """The calling thread at SCHED_OTHER for a while (work that never sleeps, such as
+    simulated attempts on the simulator's clock, must not hold a core at SCHED_FIFO),
+    then back to what it was."""
+    if not hasattr(os, "sched_getscheduler"):
+        yield
+        return
+    policy, prio = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+    lowered = False
+    if policy != os.SCHED_OTHER:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            lowered = True
+    try:
+        yield
+    finally:
+        if lowered:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, policy, os.sched_param(prio))
 
 
 FIFO_PRIORITY = 50  # the process and ONNX Runtime's workers (ros2_control's choice)

@@ -28,6 +28,7 @@ import numpy as np
 
 from grasprt.bundle import N_JOINTS, Bundle
 from grasprt.config import InferenceSettings
+from grasprt.runtime import realtime
 from grasprt.runtime.cpu import CpuInfo, cpu_info
 from grasprt.runtime.inference import Pipeline
 from grasprt.runtime.quantize import ViewSource
@@ -348,7 +349,8 @@ def _pick(
 def _success(bundle: Bundle, c: Candidate, closed_loop: ClosedLoop, attempts: int) -> float:
     p = _pipeline(bundle, c)
     try:
-        flags = closed_loop(p, attempts)
+        with realtime.normal_priority():
+            flags = closed_loop(p, attempts)
     finally:
         del p
         gc.collect()

@@ -96,3 +96,35 @@ def test_the_feed_replaces_the_sim_camera_and_renders_once() -> None:
     assert made.frames[0].truth_mask is not None
     live = replace(cfg, bench=BenchSettings(feed="live"))
     assert not isinstance(feed(live, bundle).camera, PrerenderedCamera)
+
+
+class _HandClock:
+    """A wall-like clock (not the SimClock, so the camera runs its thread) whose time
+    the test sets: the thread waits in real seconds for a frame due in clock seconds."""
+
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep_until(self, t: float) -> None:
+        self.t = max(self.t, t)
+
+
+def test_a_frame_whose_time_has_come_is_taken_even_before_its_thread_runs() -> None:
+    clock = _HandClock()
+    cam = PrerenderedCamera(_frames(), None, clock, fps=0.5)  # the thread waits ~2 s
+    cam.connect()
+    try:
+        first = cam.latest()
+        assert first.stamp == 100.0
+        clock.t = 101.0
+        assert cam.latest() is first  # not due yet (every 2 s)
+        clock.t = 102.5
+        second = cam.latest()
+        # Stamped with the time it landed, not the time it was picked up.
+        assert second.seq == first.seq + 1 and second.stamp == pytest.approx(102.0)
+        assert cam.latest() is second
+    finally:
+        cam.disconnect()

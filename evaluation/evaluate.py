@@ -248,7 +248,11 @@ def _one_attempt(
         drivers.setup_episode = lambda n: world.reset(a.seed, sphere_xy=(a.x, a.y))
         return drivers
 
-    run = Run(cfg, make_drivers=make, policy=policy)
+    from grasprt.drivers.sim.views import held_out_views
+
+    # Held-out frames to gate a reduced precision on ([inference] from a tuned file);
+    # the verdict is measured once per process, not per attempt (quantize.py).
+    run = Run(cfg, make_drivers=make, policy=policy, views=held_out_views)
     world = run.drivers.world
     report = run.execute()
     if report.stopped and not report.episodes:

@@ -90,13 +90,82 @@ def print_table(r: dict[str, Any]) -> None:
             f"{s['lateness_ms']['p99']:.3f} ms, overruns {s['overruns']}; cycle p99 "
             f"x{s['p99_ratio']:.2f} of unloaded"
         )
+    _print_extras(r)
     if "tuning" in r:
         click.echo(f"tuning: {r['tuning']['reason']}")
+    on = r.get("targets", {}).get("on", {})
+    if on:
+        click.echo(f"targets on {on['cpu']} ({', '.join(on['isa'])}), {on['cores']} cores:")
     for name, t in r.get("targets", {}).items():
+        if name == "on":
+            continue
         mark = "ok  " if t["met"] else "MISS"
-        click.echo(f"target {mark} {name}: {t['value']:.3f} ({t['target']})")
+        value = "n/a" if t["value"] is None else f"{t['value']:.3f}"
+        click.echo(f"target {mark} {name}: {value} ({t['target']})")
     for f in r.get("faults", []):
         click.echo(f"fault in episode {f['episode']}: {f['reason']}")
+
+
+def _print_extras(r: dict[str, Any]) -> None:
+    """The feed, the roofline, the placement and the GPU lines."""
+    render = r.get("feed", {}).get("sim_render_ms")
+    if render:
+        click.echo(
+            f"camera: {render['frames']} frames prerendered before timing, delivered by a "
+            f"thread; the simulator's render cost (not in the loop) p50 {render['p50']:.2f} "
+            f"p99 {render['p99']:.2f} ms per frame"
+        )
+    roof = r.get("roofline")
+    if roof:
+        bw = roof["bandwidth"]
+        for part in ("segmenter", "models"):
+            x = roof[part]
+            b = x["bound_ms"]
+            click.echo(
+                f"roofline {part} ({roof['precision']}, {roof['cores']} cores): "
+                f"{x['achieved_ms']:.3f} ms against a bound of {b['bound']:.3f} ms (compute "
+                f"{b['compute']:.3f} at {x['peak_gflops']:.0f} GFLOP/s {x['peak_unit']}; memory "
+                f"{b['memory']:.3f}, {x['bytes_per_run'] / 1e6:.1f} MB at {bw['dram_gbs']:.1f} "
+                f"GB/s): {x['fraction_of_bound']:.1%} of the bound"
+            )
+            if "bound_from_cache" in b:
+                click.echo(
+                    f"  (were every tensor in L2, at {bw['cache_gbs']:.0f} GB/s: a bound of "
+                    f"{b['bound_from_cache']:.3f} ms)"
+                )
+    if r.get("placement", {}).get("measured"):
+        click.echo(f"placement: {r['placement']['reason']}")
+    for name, g in r.get("gpu", {}).get("configs", {}).items():
+        if "error" in g:
+            click.echo(f"gpu {name}: {g['error']}")
+        else:
+            click.echo(
+                f"gpu {name}: segmenter {g['segmenter_ms']:.3f} controller "
+                f"{g['controller_ms']:.3f} ms, x{g.get('speedup_vs_cpu', 0):.2f} vs cpu"
+            )
+
+
+def _closed_loop(cfg: Any, pipeline: Any, attempts: int) -> list[bool]:
+    """Grasp success of ``pipeline`` on ``attempts`` simulated attempts (the evaluation
+    protocol's grid, one repeat each, on the simulator's clock)."""
+    from dataclasses import replace
+
+    from grasprt.drivers.sim.config import SceneConfig
+    from grasprt.evaluation.evaluate import protocol_attempts, run_attempts
+    from grasprt.runtime.policy import OnnxPolicy
+
+    ecfg = replace(
+        cfg,
+        clock="sim",
+        sched="normal",
+        camera=None,
+        gt_mask=False,
+        max_steps=None,
+        eval=replace(cfg.eval, grid=attempts, repeats=1),
+    )
+    chosen = protocol_attempts(ecfg, SceneConfig().workspace)[:attempts]
+    results = run_attempts(ecfg, chosen, policy=lambda run: OnnxPolicy(pipeline))
+    return [r.success for r in results]
 
 
 def _eager_pair(bundle: Any, threads: int) -> Any:
@@ -164,6 +233,9 @@ Examples:
   grasprt bench --clock sim --cycles 500 --compare torch --tune
   grasprt bench --cycles 600 --stress 2
   grasprt bench --config arm.toml               the settings the arm runs with
+  grasprt bench --tune --save arm-tuned.toml    tune once; run/bench/eval --config it
+  grasprt bench --tune --compare torch --cycles 3000 --stress 2 --json b.json
+                                                every issue-18 target figure (~9 min)
 
 The JSON keys are described in docs/bench.md. Exit status 0, 2 on bad input.""",
 )
@@ -182,6 +254,35 @@ The JSON keys are described in docs/bench.md. Exit status 0, 2 on bad input.""",
     "--tune", is_flag=True, default=None, help="Measure ORT settings and precisions; run the best."
 )
 @click.option("--model-reps", type=int, default=None, help="Runs per model-only figure. [60]")
+@click.option(
+    "--save",
+    default=None,
+    metavar="FILE.toml",
+    help="With --tune: write the pick as an [inference] section for --config.",
+)
+@click.option(
+    "--tune-attempts", type=int, default=None, help="Closed-loop check attempts of --tune. [25]"
+)
+@click.option(
+    "--stress-cycles", type=int, default=None, help="Cycles of the --stress run. [min(cycles, 600)]"
+)
+@click.option(
+    "--feed",
+    type=click.Choice(["prerendered", "live"]),
+    default=None,
+    help="Sim camera: frames made before timing and delivered by a thread, or rendered "
+    "in the loop. [default: prerendered]",
+)
+@click.option(
+    "--sync/--free-run",
+    "feed_sync",
+    default=None,
+    help="Prerendered frames phase-locked to the loop (a triggered camera), or free-running "
+    "at the camera's rate. [default: sync]",
+)
+@click.option(
+    "--gpu", is_flag=True, default=None, help="Also time CUDA and TensorRT (an NVIDIA GPU)."
+)
 @click.option(
     "--recording/--no-recording",
     default=None,
@@ -205,6 +306,7 @@ def bench_cmd(
     CPU's peak, and contention from busy neighbours."""
     from pathlib import Path
 
+    from grasprt.drivers.prerendered import PrerenderedFeed
     from grasprt.drivers.registry import build_drivers, check_drivers
     from grasprt.drivers.sim.views import held_out_views
     from grasprt.run_cmd import write_json
@@ -219,6 +321,10 @@ def bench_cmd(
     for flag, path in (("--json", json_path), ("--plot", plot_path)):
         if path is not None and not Path(path).resolve().parent.is_dir():
             raise ConfigError(f"{flag} {path}: its folder does not exist")
+    if params.get("save") is not None:
+        from grasprt.runtime.tuned import check_save_path
+
+        check_save_path(params["save"])
     if compare is not None:
         params["compare_torch"] = compare == "torch"
     cfg = load_config(params)
@@ -227,8 +333,14 @@ def bench_cmd(
         if not quiet:
             click.echo(line, err=True)
 
+    feed = PrerenderedFeed(build_drivers)
     parts = BenchParts(
-        make_drivers=build_drivers, check=check_drivers, views=held_out_views, eager=_eager_pair
+        make_drivers=feed,
+        check=check_drivers,
+        views=held_out_views,
+        eager=_eager_pair,
+        closed_loop=_closed_loop,
+        render=feed.render_summary,
     )
     result = run_bench(cfg, parts, progress=say, on_cycle=_Bar(quiet))
     if plot_path:

@@ -47,6 +47,8 @@ SCHEDS = ("fifo", "normal")
 PROVIDERS = ("cpu", "cuda", "tensorrt", "openvino")
 PRECISIONS = ("fp32", "int8", "fp16", "bf16")
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
+PLACEMENTS = ("auto", "shared", "split")
+FEEDS = ("prerendered", "live")
 
 
 def default_bundle() -> Path:
@@ -207,9 +209,20 @@ class InferenceSettings:
     # Segmenter precision: fp32 (the bundle as is), or a reduced one built at load time
     # and admitted only when its masks match fp32's (IoU gate, see quantize.py).
     precision: str = "fp32"
+    # Where the run's threads go (runtime/realtime.py): "auto" pins the loop thread to
+    # the last core when inference runs in one thread; "shared" pins nothing; "split"
+    # also puts the camera and recorder threads on the first core, apart from the loop.
+    # `grasprt bench --tune` measures them and saves the best.
+    placement: str = "auto"
+    # What `grasprt bench --tune --save` measured this on: another CPU warns, and a
+    # reduced precision is gated again there.
+    tuned_cpu: str = ""
+    tuned_isa: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         p = "inference"
+        object.__setattr__(self, "tuned_isa", tuple(self.tuned_isa))
+        check_choice(p, "placement", self.placement, PLACEMENTS)
         check_choice(p, "provider", self.provider, PROVIDERS)
         check_number(
             p,
@@ -234,9 +247,24 @@ class BenchSettings:
     compare_torch: bool = False
     model_reps: int = 60
     record: bool = True  # record to a temporary file, as a run with --record does
+    # The sim camera's frames: "prerendered" before timing and delivered by a thread at
+    # the camera's rate (a camera that costs the loop's cores nothing, as on a robot),
+    # or "live" (rendered on the loop's cores while it runs).
+    feed: str = "prerendered"
+    # Prerendered frames phase-locked to the loop (a camera synchronised to it, as a
+    # hardware trigger gives), or free-running at the camera's rate.
+    feed_sync: bool = True
+    stress_cycles: int | None = None  # the stress run's cycles; None: min(cycles, 600)
+    tune_attempts: int = 25  # simulated grasp attempts of the tuned pick's closed-loop check
+    save: str | None = None  # write the tuned pick as an [inference] TOML section
+    gpu: bool = False  # also time the CUDA and TensorRT providers (an NVIDIA GPU)
 
     def __post_init__(self) -> None:
         p = "bench"
+        check_choice(p, "feed", self.feed, FEEDS)
+        check_number(p, "tune_attempts", self.tune_attempts, low=1, whole=True)
+        if self.stress_cycles is not None:
+            check_number(p, "stress_cycles", self.stress_cycles, low=1, whole=True)
         check_number(p, "cycles", self.cycles, low=1, whole=True)
         if self.rate_hz is not None:
             check_number(p, "rate_hz", self.rate_hz, low=0, low_open=True)

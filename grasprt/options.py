@@ -15,6 +15,7 @@ import click
 from grasprt.config import (
     CLOCKS,
     GRAPH_OPTIMIZATIONS,
+    PLACEMENTS,
     PRECISIONS,
     PROVIDERS,
     SCHEDS,
@@ -61,6 +62,13 @@ KEYS: dict[str, str] = {
     "compare_torch": "bench.compare_torch",
     "model_reps": "bench.model_reps",
     "recording": "bench.record",
+    "feed": "bench.feed",
+    "feed_sync": "bench.feed_sync",
+    "stress_cycles": "bench.stress_cycles",
+    "tune_attempts": "bench.tune_attempts",
+    "save": "bench.save",
+    "gpu": "bench.gpu",
+    "placement": "inference.placement",
     "grid": "eval.grid",
     "repeats": "eval.repeats",
     "expert": "eval.expert",
@@ -202,6 +210,13 @@ def inference_options(*, tuning: bool = False) -> Decorator:
             default=None,
             help="Segmenter precision; reduced ones are built at load time and refused unless "
             "their mask IoU against fp32 passes the gate (see grasprt bench). [default: fp32]",
+        ),
+        click.option(
+            "--placement",
+            type=click.Choice(PLACEMENTS),
+            default=None,
+            help="Where the run's threads go: auto (loop pinned with 1 thread), shared, split "
+            "(camera and recorder on the first core); `bench --tune` measures. [default: auto]",
         ),
     ]
     if tuning:

@@ -7,7 +7,13 @@ One bench run answers, in one JSON document:
   interleaved A/B so a noisy machine's drift cancels (``--compare torch``),
 - the work per cycle in FLOPs against this CPU's peak,
 - what N busy processes beside the loop do to it (``--stress N``),
-- which ONNX Runtime settings and precision are fastest (``--tune``).
+- which engine, settings and precision are fastest (``--tune``, runtime/tuning.py),
+  where the run's threads go (placement, measured), and the pick saved (``--save``),
+- a roofline for the precision that ran (runtime/roofline.py),
+- with ``--gpu``, the CUDA and TensorRT providers against the CPU (runtime/gpu_bench.py).
+
+The loop is fed by a camera that costs its cores nothing (frames rendered before
+timing, delivered by a thread: drivers/prerendered.py); the render cost is its own line.
 
 Nothing here asserts a time: the figures are reported, and judged against the
 targets in ``targets`` for the reader.
@@ -16,7 +22,6 @@ targets in ``targets`` for the reader.
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,10 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from grasprt.bundle import N_JOINTS, Bundle
+from grasprt.bundle import Bundle
 from grasprt.config import InferenceSettings, RunConfig, default_bundle
 from grasprt.errors import ConfigError
 from grasprt.runtime import realtime
+from grasprt.runtime.cpu import cpu_info
 from grasprt.runtime.flops import cpu_peak, model_flops
 from grasprt.runtime.inference import Pipeline
 from grasprt.runtime.policy import OnnxPolicy
@@ -37,14 +43,14 @@ from grasprt.runtime.quantize import ViewSource
 from grasprt.runtime.runner import DriverFactory, Run, RunReport
 from grasprt.runtime.stress import stress
 from grasprt.runtime.timing import summarize
+from grasprt.runtime.tuning import Tuning, thread_count, tune
 
 # The longest episode the sim allows before it resets the world; a bench of more
 # cycles runs several episodes back to back.
 EPISODE_STEPS = 250
 A_B_PAUSE_S = 0.005
-# After each tuning run: ONNX Runtime's spinning workers go on for up to ~2**20 pause
-# instructions (tens of ms on this class of CPU) before they sleep.
-SETTLE_S = 0.03
+# The stress run's cycles when not given: enough for a p99, a fraction of a long run.
+STRESS_CYCLES = 600
 
 
 EagerFactory = Callable[[Bundle, int], Any]
@@ -62,11 +68,24 @@ class BenchParts:
     # The same weights in PyTorch eager, (bundle, threads) -> an EagerPair
     # (export/eager.py): torch lives in the export extra, never in the runtime.
     eager: EagerFactory | None = None
+    # (cfg, pipeline, attempts) -> grasp success per attempt on the simulator's clock,
+    # the closed-loop check of a tuned pick (evaluation's attempts; None: unchecked).
+    closed_loop: Callable[[RunConfig, Pipeline, int], list[bool]] | None = None
+    # The render cost of the frames the feed prerendered (None: rendered in the loop).
+    render: Callable[[], dict[str, Any] | None] | None = None
 
 
 def check_bench(cfg: RunConfig) -> None:
     if cfg.bench.rate_hz is not None and cfg.sim_clock:
         raise ConfigError("--rate and --clock sim exclude each other (the sim clock never waits)")
+    if cfg.bench.save and not cfg.bench.tune:
+        raise ConfigError("--save writes the pick of --tune: add --tune")
+    if cfg.bench.gpu:
+        from grasprt.runtime.gpu_bench import gpu_refusal
+
+        why = gpu_refusal()
+        if why:
+            raise ConfigError(why)
 
 
 # --- model-only timings ---------------------------------------------------------------
@@ -165,6 +184,7 @@ class LoopRun:
     period_s: float
     # The floor height the run's limiter kept (its [limiter] settings and the table).
     limiter_floor: float | None = None
+    camera: str = ""  # the camera the loop read (its driver's name)
 
     def summary(self) -> dict[str, Any]:
         s = self.report.summary()
@@ -244,6 +264,7 @@ def run_loop(
         stages=timer.stages,
         period_s=run.loop.period,
         limiter_floor=run.limiter.config.floor,
+        camera=run.drivers.camera.name,
     )
 
 
@@ -264,39 +285,9 @@ def _run_config(cfg: RunConfig, record_dir: Path | None, name: str = "bench.mcap
 
 
 def _targets(result: dict[str, Any]) -> dict[str, Any]:
-    """The issue's targets, judged on this run's figures where it has them."""
-    t: dict[str, Any] = {}
-    mo = result.get("models_only_ms", {})
-    cyc = result.get("cycle_ms", {})
-    # On the simulator's clock (--max) the cycle also renders the frame: not comparable.
-    if mo.get("sum") and cyc.get("p50") and not result.get("max_rate"):
-        ratio = cyc["p50"] / mo["sum"]
-        t["cycle_p50_over_models_sum"] = {"value": ratio, "target": "<= 1.15", "met": ratio <= 1.15}
-    sp = result.get("speedup_vs_torch", {})
-    if sp.get("sum"):
-        t["onnx_speedup_vs_torch"] = {
-            "value": sp["sum"],
-            "target": ">= 2",
-            "met": sp["sum"] >= 2.0,
-        }
-    tun = result.get("tuning", {})
-    if tun.get("segmenter_speedup_vs_fp32") is not None:
-        v = tun["segmenter_speedup_vs_fp32"]
-        t["fastest_passing_segmenter_vs_fp32"] = {"value": v, "target": ">= 3", "met": v >= 3.0}
-    if not result.get("max_rate") and result.get("rate_hz") == 10.0:
-        late = result.get("lateness_ms", {}).get("p99", 0.0)
-        t["overruns_at_10hz"] = {
-            "value": result.get("overruns"),
-            "target": "0",
-            "met": result.get("overruns") == 0,
-            "cycles": result.get("cycles"),
-        }
-        t["lateness_p99_ms_at_10hz"] = {"value": late, "target": "<= 1", "met": late <= 1.0}
-    st = result.get("stress", {})
-    if st.get("p99_ratio") is not None:
-        r = st["p99_ratio"]
-        t["stress_cycle_p99_ratio"] = {"value": r, "target": "<= 2", "met": r <= 2.0}
-    return t
+    from grasprt.runtime.targets import targets
+
+    return targets(result, cpu_info())
 
 
 def run_bench(
@@ -342,10 +333,30 @@ def _bench(
     say: Callable[[str], None],
     on_cycle: Callable[[int, int], None] | None,
 ) -> dict[str, Any]:
-    inference, segmenter_bytes = _pick_inference(cfg, parts, bundle, result, say)
+    if cfg.bench.gpu:
+        from grasprt.runtime.gpu_bench import gpu_bench
+
+        say("GPU: CUDA and TensorRT providers against the CPU ...")
+        result["gpu"] = gpu_bench(bundle, _sample_view(bundle, parts.views), cfg.bench.model_reps)
+    threads_start = thread_count()
+    inference, segmenter_bytes, tuning = _pick_inference(cfg, parts, bundle, result, say)
+    if tuning is not None:
+        inference = _place(cfg, parts, bundle, tuning, result, prio, say)
+        _save(cfg, tuning, inference, say)
     cfg = replace(cfg, inference=inference)
-    prio.cpus = realtime.loop_cpu(inference.intra_op_threads)
-    pipeline = Pipeline(bundle, inference, segmenter_bytes=segmenter_bytes, views=parts.views)
+    prio.cpus, prio.helper_cpus = realtime.placement_cpus(
+        inference.placement, inference.intra_op_threads
+    )
+    admitted = None if tuning is None else tuning.gate_of(inference)
+    threads_before = thread_count()
+    pipeline = Pipeline(
+        bundle, inference, segmenter_bytes=segmenter_bytes, views=parts.views, admitted=admitted
+    )
+    result["threads_alive"] = {
+        "at_start": threads_start,
+        "before_loop_pipeline": threads_before,
+        "with_loop_pipeline": thread_count(),
+    }
     gate = getattr(pipeline, "gate", None)
     if gate is not None:
         result["precision_gate"] = gate.summary()
@@ -357,6 +368,7 @@ def _bench(
     result["achieved_gflops_loop"] = (
         gflop / (result["cycle_ms"]["p50"] / 1e3) if result["cycle_ms"]["p50"] else 0.0
     )
+    _roofline(cfg, bundle, pipeline, mo, result)
     result["_runs"] = runs  # for the plot; dropped before JSON
     result["realtime"] = prio.summary()
     result["targets"] = _targets(result)
@@ -369,25 +381,78 @@ def _pick_inference(
     bundle: Bundle,
     result: dict[str, Any],
     say: Callable[[str], None],
-) -> tuple[InferenceSettings, bytes | None]:
+) -> tuple[InferenceSettings, bytes | None, Tuning | None]:
     """The settings the loop runs: tuned with --tune, else as given (int8 gated)."""
     inference, b = cfg.inference, cfg.bench
     if b.tune:
-        say("tuning: ONNX Runtime settings, fused graph and precision ...")
+        say("tuning: every engine and precision this CPU runs ...")
+        check = parts.closed_loop
         tuning = tune(
-            bundle, parts.views, inference.provider, reps=max(10, b.model_reps // 3), say=say
+            bundle,
+            parts.views,
+            inference.provider,
+            reps=max(10, b.model_reps // 3),
+            say=say,
+            closed_loop=None if check is None else (lambda p, n: check(cfg, p, n)),
+            attempts=b.tune_attempts,
         )
         result["tuning"] = tuning.summary()
         say(f"tuning: chose {tuning.reason}")
-        return tuning.chosen, tuning.segmenter_bytes
+        th = tuning.threads
+        say(f"tuning: threads alive {th['before']} before tuning, {th['after_release']} after")
+        return tuning.chosen, tuning.segmenter_bytes, tuning
     if inference.precision == "int8":
         from grasprt.runtime.quantize import reduced_segmenter
 
         reduced = reduced_segmenter(bundle, inference.precision, inference, parts.views)
         result["precision_gate"] = reduced.summary()
         say(f"precision {inference.precision}: {reduced.verdict}")
-        return inference, reduced.model
-    return inference, None
+        return inference, reduced.model, None
+    return inference, None, None
+
+
+def _place(
+    cfg: RunConfig,
+    parts: BenchParts,
+    bundle: Bundle,
+    tuning: Tuning,
+    result: dict[str, Any],
+    prio: realtime.LoopPriorities,
+    say: Callable[[str], None],
+) -> InferenceSettings:
+    """The tuned pick with the thread placement measured best (not on the sim clock)."""
+    from grasprt.runtime.placement import measure_placement
+
+    if cfg.sim_clock:
+        result["placement"] = {"measured": False, "why": "--clock sim: nothing waits"}
+        return tuning.chosen
+    say("placement: short loops for each way of placing the threads ...")
+    place = measure_placement(
+        tuning.chosen,
+        lambda inf, cycles, rate: run_loop(
+            replace(_run_config(replace(cfg, bench=replace(cfg.bench, cycles=cycles)), None),
+                    inference=inf),
+            parts,
+            rate_hz=rate,
+            pipeline=Pipeline(bundle, inf, segmenter_bytes=tuning.segmenter_bytes,
+                              admitted=tuning.gate_of(inf)),
+            priorities=prio,
+            cycles=cycles,
+        ).summary(),
+        prio,
+    )
+    result["placement"] = place.summary()
+    say(f"placement: {place.reason}")
+    return place.chosen
+
+
+def _save(cfg: RunConfig, tuning: Tuning, inference: InferenceSettings, say) -> None:
+    if not cfg.bench.save:
+        return
+    from grasprt.runtime.tuned import save
+
+    save(cfg.bench.save, inference, tuning.cpu, tuning.reason)
+    say(f"tuning: saved [inference] to {cfg.bench.save} (load it with --config)")
 
 
 def _model_figures(
@@ -438,6 +503,11 @@ def _work_figures(
     ctl_flops = model_flops(bundle.controller_bytes)
     gflop = (seg_flops + ctl_flops) / 1e9
     peak = cpu_peak()
+    from grasprt.runtime.roofline import peaks
+
+    # Against the peak of the precision that ran, not fp32's (a bf16 run on AMX would
+    # otherwise read above 100 %).
+    prec_peak = peaks(cpu_info(), peak.cores)[inference.precision]
     result.update(
         {
             "bundle": str(bundle.root),
@@ -455,12 +525,56 @@ def _work_figures(
             "gflops_per_cycle": gflop,
             "gflops_by_model": {"segmenter": seg_flops / 1e9, "controller": ctl_flops / 1e9},
             "achieved_gflops": gflop / (mo["sum"] / 1e3) if mo["sum"] > 0 else 0.0,
-            "peak_gflops": peak.gflops,
-            "peak": peak.describe(),
+            "peak_gflops": prec_peak["gflops"],
+            "peak": f"{inference.precision}: {prec_peak['describe']}",
+            "peak_fp32_gflops": peak.gflops,
         }
     )
-    result["fraction_of_peak"] = result["achieved_gflops"] / peak.gflops
+    result["fraction_of_peak"] = result["achieved_gflops"] / prec_peak["gflops"]
     return gflop
+
+
+def _roofline(
+    cfg: RunConfig, bundle: Bundle, pipeline: Pipeline, mo: dict[str, Any], result: dict[str, Any]
+) -> None:
+    """The segmenter and the cycle's models against the bound of the precision and the
+    threads that ran (runtime/roofline.py)."""
+    from grasprt.runtime.roofline import Roofline, measured_bandwidth, model_bytes, peaks
+
+    inf = pipeline.cfg
+    cpu = cpu_info()
+    cores = min(inf.intra_op_threads, cpu.cores)
+    pk = peaks(cpu, cores)
+    bw = measured_bandwidth()
+    # int8 is the segmenter's alone; a bf16/fp16 hint applies to both graphs.
+    ctl_prec = inf.precision if inf.precision in ("bf16", "fp16") else "fp32"
+    seg_f, ctl_f = model_flops(pipeline.segmenter_model), model_flops(bundle.controller_bytes)
+    seg_b = model_bytes(pipeline.segmenter_model, inf.precision)["total"]
+    ctl_b = model_bytes(bundle.controller_bytes, ctl_prec)["total"]
+    peak = pk[inf.precision]
+
+    def line(flops: float, nbytes: int, ms: float) -> dict[str, Any]:
+        return Roofline(
+            inf.precision,
+            flops,
+            nbytes,
+            peak["gflops"],
+            peak["unit"],
+            bw["dram_gbs"],
+            bw["cache_gbs"],
+        ).judge(ms)
+
+    cycle_ms = mo.get("fused", mo["sum"]) if inf.fused else mo["sum"]
+    result["roofline"] = {
+        "precision": inf.precision,
+        "cores": cores,
+        "peaks": pk,
+        "bandwidth": bw,
+        "segmenter": line(seg_f, seg_b, mo["segmenter"]),
+        "models": line(seg_f + ctl_f, seg_b + ctl_b, cycle_ms),
+        "cpu": cpu.model,
+        "isa": cpu.isa,
+    }
 
 
 def _loop_runs(
@@ -477,11 +591,11 @@ def _loop_runs(
     b = cfg.bench
     counter = {"n": 0}
 
-    def one_run(run_cfg: RunConfig) -> LoopRun:
+    def one_run(run_cfg: RunConfig, cycles: int = b.cycles) -> LoopRun:
         def tick(_episode: int, _step: int, _info: dict) -> None:
             counter["n"] += 1
             if on_cycle is not None:
-                on_cycle(counter["n"], b.cycles)
+                on_cycle(counter["n"], cycles)
 
         return run_loop(
             run_cfg,
@@ -491,7 +605,7 @@ def _loop_runs(
             on_cycle=tick,
             progress=None,
             priorities=prio,
-            cycles=b.cycles,
+            cycles=cycles,
         )
 
     with tempfile.TemporaryDirectory(prefix="grasprt-bench-") as tmp:
@@ -500,12 +614,20 @@ def _loop_runs(
         say(f"loop: {b.cycles} cycles {pace}")
         base = one_run(_run_config(cfg, record_dir))
         result.update(base.summary())
+        prerendered = base.camera == "prerendered" and parts.render is not None
+        # Prerendered: the frames were made before timing; this is what each cost.
+        result["feed"] = {
+            "camera": base.camera,
+            "sim_render_ms": parts.render() if prerendered else None,
+        }
         runs = {"unloaded": base}
         if b.stress:
             counter["n"] = 0
             say(f"loop again with {b.stress} busy process(es) beside it ...")
+            n = b.stress_cycles or min(b.cycles, STRESS_CYCLES)
+            loaded_cfg = replace(cfg, bench=replace(b, cycles=n))
             with stress(b.stress):
-                loaded = one_run(_run_config(cfg, record_dir, "stress.mcap"))
+                loaded = one_run(_run_config(loaded_cfg, record_dir, "stress.mcap"), n)
             ls = loaded.summary()
             p99 = result["cycle_ms"]["p99"]
             result["stress"] = {
@@ -519,219 +641,3 @@ def _loop_runs(
 
 def json_ready(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if not k.startswith("_")}
-
-
-# --- choosing the fast path ----------------------------------------------------------
-
-
-@dataclass
-class Tuning:
-    chosen: InferenceSettings
-    segmenter_bytes: bytes | None
-    reason: str
-    settings_ms: dict[str, float]
-    precision: list[dict[str, Any]]
-    segmenter_fp32_ms: float
-    segmenter_chosen_ms: float
-
-    def summary(self) -> dict[str, Any]:
-        c = self.chosen
-        return {
-            "chosen": {
-                "provider": c.provider,
-                "threads": c.intra_op_threads,
-                "allow_spinning": c.allow_spinning,
-                "graph_optimization": c.graph_optimization,
-                "fused": c.fused,
-                "precision": c.precision,
-            },
-            "reason": self.reason,
-            "pipeline_p50_ms": self.settings_ms,
-            "precision_candidates": self.precision,
-            "segmenter_fp32_ms": self.segmenter_fp32_ms,
-            "segmenter_chosen_ms": self.segmenter_chosen_ms,
-            "segmenter_speedup_vs_fp32": (
-                self.segmenter_fp32_ms / self.segmenter_chosen_ms
-                if self.segmenter_chosen_ms > 0
-                else None
-            ),
-        }
-
-
-def _label(c: InferenceSettings) -> str:
-    if c.provider == "openvino":
-        return f"openvino threads={c.intra_op_threads} fused={'on' if c.fused else 'off'}"
-    return (
-        f"{c.provider} threads={c.intra_op_threads} spin={'on' if c.allow_spinning else 'off'} "
-        f"opt={c.graph_optimization} fused={'on' if c.fused else 'off'}"
-    )
-
-
-def _cycle_runner(p: Pipeline, view: np.ndarray, q: np.ndarray) -> Callable[[], None]:
-    def one() -> None:
-        p.segment(view)
-        p.threshold()
-        p.control(q, 0.0)
-
-    return one
-
-
-def _interleaved_p50(fns: dict[str, Callable[[], None]], reps: int) -> dict[str, float]:
-    for fn in fns.values():
-        for _ in range(2):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    names = list(fns)
-    for i in range(reps):
-        # Rotate the order each round: no configuration always runs first or last.
-        k = i % len(names)
-        for name in names[k:] + names[:k]:
-            t = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - t)
-            # Sessions with spinning workers keep a core busy after their run; back to
-            # back, the next configuration would be timed against them (the tuning once
-            # read 17 ms per cycle for models that take 7 alone). The loop's idle time
-            # between cycles gives every engine a core at rest; so does this pause.
-            time.sleep(SETTLE_S)
-    return {k: _p50(v) for k, v in times.items()}
-
-
-def tune(
-    bundle: Bundle,
-    views: ViewSource,
-    provider: str = "cpu",
-    *,
-    reps: int = 20,
-    say: Callable[[str], None] | None = None,
-    thread_options: tuple[int, ...] | None = None,
-) -> Tuning:
-    """Measure the pipeline (segment, threshold, control) under each ONNX Runtime
-    setting, interleaved; then each reduced precision that passes the IoU gate; pick
-    the fastest. The loop runs the pick."""
-    from grasprt.runtime.quantize import unsupported_reason
-
-    say = say or (lambda s: None)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    threads = thread_options or tuple(sorted({1, max(1, cores)}))
-    view = _sample_view(bundle, views)
-    settings_ms, labels = _time_settings(bundle, provider, threads, view, reps)
-    best_label = min(settings_ms, key=lambda k: settings_ms[k])
-    best = labels[best_label]
-    say(f"tuning: fastest settings {best_label} ({settings_ms[best_label]:.2f} ms p50)")
-
-    candidates: list[dict[str, Any]] = []
-    for prec in ("fp16", "bf16"):
-        why = unsupported_reason(prec, provider)
-        candidates.append({"precision": prec, "offered": why is None, "verdict": why})
-    say("tuning: int8 QDQ, calibrated on simulator frames, IoU gate on held-out frames ...")
-    seg_ms, variants = _time_int8(bundle, views, best, provider, view, reps)
-    for key, (r, _) in variants.items():
-        candidates.append(
-            {**r.summary(), "engine": key, "offered": True, "segmenter_p50_ms": seg_ms[key]}
-        )
-    chosen, chosen_bytes, chosen_ms, why = _pick_precision(best, variants, seg_ms)
-    reason = (
-        f"{_label(best)} ({settings_ms[best_label]:.2f} ms per cycle's models), precision {why}"
-    )
-    return Tuning(
-        chosen=chosen,
-        segmenter_bytes=chosen_bytes,
-        reason=reason,
-        settings_ms=settings_ms,
-        precision=candidates,
-        segmenter_fp32_ms=seg_ms["fp32"],
-        segmenter_chosen_ms=chosen_ms,
-    )
-
-
-def _time_settings(
-    bundle: Bundle, provider: str, threads: tuple[int, ...], view: np.ndarray, reps: int
-) -> tuple[dict[str, float], dict[str, InferenceSettings]]:
-    """Each fp32 setting's p50 per cycle of models, interleaved, by label."""
-    from grasprt.runtime import openvino_backend
-
-    q = np.zeros(N_JOINTS, dtype=np.float32)
-    configs = [
-        InferenceSettings(
-            provider=provider,
-            intra_op_threads=t,
-            allow_spinning=spin,
-            graph_optimization=opt,
-            fused=fused,
-        )
-        for t in threads
-        for spin in (False, True)
-        for opt in ("basic", "all")
-        for fused in (False, True)
-    ]
-    if provider == "cpu" and openvino_backend.available():
-        # The other CPU engine, on the same graphs: it competes for the pick.
-        configs += [
-            InferenceSettings(provider="openvino", intra_op_threads=t, fused=fused)
-            for t in threads
-            for fused in (False, True)
-        ]
-    pipes = {_label(c): (c, Pipeline(bundle, c)) for c in configs}
-    settings_ms = _interleaved_p50(
-        {k: _cycle_runner(p, view, q) for k, (_, p) in pipes.items()}, reps
-    )
-    return settings_ms, {k: c for k, (c, _) in pipes.items()}
-
-
-def _time_int8(
-    bundle: Bundle,
-    views: ViewSource,
-    best: InferenceSettings,
-    provider: str,
-    view: np.ndarray,
-    reps: int,
-) -> tuple[dict[str, float], dict[str, tuple[Any, InferenceSettings]]]:
-    """The segmenter's p50 in fp32 and in each int8 variant on each engine."""
-    from grasprt.runtime import openvino_backend
-    from grasprt.runtime.quantize import int8_candidates
-
-    reduced = int8_candidates(bundle, views)
-    # The reference: ONNX Runtime fp32 with the chosen thread count (what the issue's
-    # ">= 3x" is against); and the fastest fp32 setting, which a reduced model must beat.
-    ort_fp32 = replace(best, provider=provider, fused=False)
-    engines = [provider]
-    if provider == "cpu" and openvino_backend.available():
-        engines.append("openvino")
-    seg_pipes: dict[str, Pipeline] = {
-        "fp32": Pipeline(bundle, ort_fp32),
-        "best fp32": Pipeline(bundle, replace(best, fused=False)),
-    }
-    variants: dict[str, tuple[Any, InferenceSettings]] = {}
-    for r in reduced:
-        for engine in engines:
-            cfg = replace(ort_fp32, provider=engine)
-            key = f"{r.variant} on {engine}"
-            seg_pipes[key] = Pipeline(bundle, cfg, segmenter_bytes=r.model)
-            variants[key] = (r, cfg)
-    for p in seg_pipes.values():
-        np.copyto(p.image[0], view)
-    return _interleaved_p50({k: p.segmenter.run for k, p in seg_pipes.items()}, reps), variants
-
-
-def _pick_precision(
-    best: InferenceSettings,
-    variants: dict[str, tuple[Any, InferenceSettings]],
-    seg_ms: dict[str, float],
-) -> tuple[InferenceSettings, bytes | None, float, str]:
-    """The fastest admitted int8 variant that beats the best fp32, else fp32; and why."""
-    passing = [k for k, (r, _) in variants.items() if r.passed and seg_ms[k] < seg_ms["best fp32"]]
-    if passing:
-        key = min(passing, key=lambda k: seg_ms[k])
-        r, cfg = variants[key]
-        why = (
-            f"{key}: segmenter {seg_ms[key]:.2f} ms vs ONNX Runtime fp32 {seg_ms['fp32']:.2f} ms, "
-            f"{r.verdict}"
-        )
-        return replace(best, provider=cfg.provider, precision="int8"), r.model, seg_ms[key], why
-    verdicts = "; ".join(f"{k}: {seg_ms[k]:.2f} ms, {r.verdict}" for k, (r, _) in variants.items())
-    why = (
-        f"fp32 (segmenter {seg_ms['best fp32']:.2f} ms; ONNX Runtime fp32 "
-        f"{seg_ms['fp32']:.2f} ms): no faster precision passed ({verdicts})"
-    )
-    return best, None, seg_ms["best fp32"], why

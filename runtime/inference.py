@@ -15,6 +15,7 @@ import onnxruntime as ort
 from grasprt.bundle import ACTION, IMAGE, MASK, N_JOINTS, STATE, Bundle
 from grasprt.config import InferenceSettings
 from grasprt.errors import ConfigError
+from grasprt.runtime.tuned import warn_if_tuned_elsewhere
 
 if TYPE_CHECKING:
     from grasprt.runtime.quantize import ViewSource
@@ -112,6 +113,9 @@ class Pipeline:
     ``control`` that action, for the same state, without running anything. Without a
     staged state, or after ``set_mask`` (``--gt-mask``), the separate sessions run, so
     every method keeps its meaning for any caller.
+
+    ``admitted``: the gate verdict a caller already measured for this precision
+    (``grasprt bench --tune``), taken instead of gating again.
     """
 
     def __init__(
@@ -121,8 +125,11 @@ class Pipeline:
         *,
         segmenter_bytes: bytes | None = None,
         views: ViewSource | None = None,
+        admitted: Any = None,
     ) -> None:
         self.cfg = cfg or InferenceSettings()
+        # A pick saved on another CPU: say so; a reduced precision is gated below anyway.
+        warn_if_tuned_elsewhere(self.cfg)
         self.threshold_value = np.float32(bundle.mask_threshold)
         self.image = np.zeros(IMAGE.shape, dtype=np.uint8)
         self.prob = np.zeros(MASK.shape, dtype=np.float32)
@@ -133,14 +140,14 @@ class Pipeline:
         self._given_state = np.zeros(STATE.shape, dtype=np.float32)
         seg_model = segmenter_bytes
         # The reduced-precision verdict this pipeline runs under (None: fp32 or given).
-        self.gate: Any = None
+        self.gate: Any = admitted
         if seg_model is None and self.cfg.precision == "int8":
             from grasprt.runtime.quantize import reduced_segmenter
 
             self.gate = reduced_segmenter(bundle, self.cfg.precision, self.cfg, views)
             seg_model = self.gate.model
         self.segmenter_model = seg_model or bundle.segmenter_bytes
-        if self.cfg.precision in ("fp16", "bf16"):
+        if self.cfg.precision in ("fp16", "bf16") and admitted is None:
             from grasprt.runtime.quantize import admit_hinted
 
             # The hint applies to both models; the gate judges the segmenter's masks.

@@ -234,9 +234,9 @@ def hinted_masks(model: bytes, frames: Sequence[np.ndarray], threshold: float, c
     return np.stack(out)
 
 
-def admit_hinted(bundle: Bundle, cfg, views: ViewSource | None) -> Reduced:
-    """Gate a precision hint (fp16/bf16 on OpenVINO): its masks against ONNX Runtime
-    fp32's on held-out simulator frames; a :class:`ConfigError` when not admitted."""
+def gate_hinted(bundle: Bundle, cfg, views: ViewSource | None) -> Reduced:
+    """A precision hint (fp16/bf16 on OpenVINO) measured: its masks against ONNX
+    Runtime fp32's on held-out simulator frames (passed or not)."""
     why = unsupported_reason(cfg.precision, cfg.provider)
     if why:
         raise ConfigError(f"--precision {why}")
@@ -244,7 +244,31 @@ def admit_hinted(bundle: Bundle, cfg, views: ViewSource | None) -> Reduced:
     ref = masks(bundle.segmenter_bytes, frames, bundle.mask_threshold)
     got = hinted_masks(bundle.segmenter_bytes, frames, bundle.mask_threshold, cfg)
     iou, worst = mask_iou(ref, got)
-    r = Reduced(cfg.precision, "OpenVINO hint", b"", iou, worst, len(frames), int(ref.sum()))
+    return Reduced(cfg.precision, "OpenVINO hint", b"", iou, worst, len(frames), int(ref.sum()))
+
+
+# Verdicts already measured in this process, by (segmenter digest, precision, provider):
+# `grasprt eval` builds a pipeline per attempt, and the same gate need not run 150 times.
+_VERDICTS: dict[tuple[str, str, str], Reduced] = {}
+
+
+def _key(bundle: Bundle, precision: str, provider: str) -> tuple[str, str, str]:
+    import hashlib
+
+    return hashlib.sha256(bundle.segmenter_bytes).hexdigest(), precision, provider
+
+
+def admit_hinted(bundle: Bundle, cfg, views: ViewSource | None) -> Reduced:
+    """Gate a precision hint (:func:`gate_hinted`), once per process; a
+    :class:`ConfigError` when not admitted."""
+    why = unsupported_reason(cfg.precision, cfg.provider)
+    if why:
+        raise ConfigError(f"--precision {why}")
+    # Refused without frames to judge by, even when judged before.
+    need_views(views, cfg.precision)
+    key = _key(bundle, cfg.precision, cfg.provider)
+    r = _VERDICTS.get(key) or gate_hinted(bundle, cfg, views)
+    _VERDICTS[key] = r
     if not r.passed:
         raise ConfigError(f"--precision {cfg.precision}: {r.verdict}; use fp32")
     return r
@@ -259,11 +283,16 @@ def reduced_segmenter(
     why = unsupported_reason(precision, provider)
     if why:
         raise ConfigError(f"--precision {why}")
-    cands = int8_candidates(bundle, need_views(views, precision))
+    views = need_views(views, precision)
+    key = _key(bundle, precision, "any")
+    if key in _VERDICTS:
+        return _VERDICTS[key]
+    cands = int8_candidates(bundle, views)
     passing = [c for c in cands if c.passed]
     if not passing:
         best = max(cands, key=lambda c: c.iou)
         raise ConfigError(
             f"--precision int8: {best.verdict} ({best.frames} simulator frames); use fp32"
         )
-    return max(passing, key=lambda c: c.iou)
+    _VERDICTS[key] = max(passing, key=lambda c: c.iou)
+    return _VERDICTS[key]

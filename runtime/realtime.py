@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 # <sys/mman.h>
@@ -105,6 +106,28 @@ def apply(
     return st
 
 
+@contextlib.contextmanager
+def normal_priority() -> Iterator[None]:
+    """The calling thread at SCHED_OTHER for a while (work that never sleeps, such as
+    simulated attempts on the simulator's clock, must not hold a core at SCHED_FIFO),
+    then back to what it was."""
+    if not hasattr(os, "sched_getscheduler"):
+        yield
+        return
+    policy, prio = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+    lowered = False
+    if policy != os.SCHED_OTHER:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            lowered = True
+    try:
+        yield
+    finally:
+        if lowered:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, policy, os.sched_param(prio))
+
+
 FIFO_PRIORITY = 50  # the process and ONNX Runtime's workers (ros2_control's choice)
 HELPER_PRIORITY = 40  # camera and recorder threads: below the model's workers
 LOOP_PRIORITY = 60  # the loop thread itself, above the threads it depends on
@@ -118,6 +141,25 @@ def loop_cpu(threads: int) -> set[int] | None:
         return None
     allowed = sorted(os.sched_getaffinity(0))
     return {allowed[-1]} if len(allowed) > 1 else None
+
+
+def placement_cpus(placement: str, threads: int) -> tuple[set[int] | None, set[int] | None]:
+    """(the loop thread's cores, the camera and recorder threads' cores) for an
+    ``[inference] placement``; None leaves a thread where the OS puts it.
+
+    "auto": the loop on the last core when inference runs in one thread (see
+    :func:`loop_cpu`); "shared": nothing pinned; "split": the loop thread on the last
+    core and the helper threads on the first, whatever the thread count (the model's
+    worker threads stay free). Apart, because the loop's clock spins its last
+    millisecond at a higher priority than a helper's: on one core, a frame due in that
+    millisecond would wait for the spin to end, and the cycle would take the previous
+    one. `grasprt bench --tune` measures which one this machine wants."""
+    if placement == "shared" or not hasattr(os, "sched_getaffinity"):
+        return None, None
+    allowed = sorted(os.sched_getaffinity(0))
+    if placement == "split" and len(allowed) > 1:
+        return {allowed[-1]}, {allowed[0]}
+    return loop_cpu(threads), None
 
 
 class LoopPriorities:
@@ -137,9 +179,15 @@ class LoopPriorities:
     Every refusal is a note; nothing raises.
     """
 
-    def __init__(self, enabled: bool, cpus: set[int] | None = None) -> None:
+    def __init__(
+        self, enabled: bool, cpus: set[int] | None = None, helper_cpus: set[int] | None = None
+    ) -> None:
         self.enabled = enabled
         self.cpus = cpus
+        # The camera and recorder threads' cores ("split" placement): the calling thread
+        # is pinned there while they start (they inherit it), and unpinned in in_loop().
+        self.helper_cpus = helper_cpus
+        self._helper_pin: RealtimeState | None = None
         self.process = RealtimeState()
         self._run: list[RealtimeState] = []
         self._raised = False
@@ -159,11 +207,21 @@ class LoopPriorities:
         self._raised = False
         if self.fifo:
             self._run.append(apply(fifo_priority=HELPER_PRIORITY))
+        if self.enabled and self.helper_cpus:
+            self._helper_pin = apply(cpus=self.helper_cpus)
+            self.notes += self._helper_pin.notes
+
+    def _unpin_helpers(self) -> None:
+        if self._helper_pin is not None:
+            self._helper_pin.undo()
+            self._helper_pin = None
 
     def in_loop(self) -> None:
         if self._raised:
             return
         self._raised = True
+        # The helpers run now, pinned; the loop thread itself goes back to every core.
+        self._unpin_helpers()
         if not self.enabled or (not self.fifo and self.cpus is None):
             return
         st = apply(cpus=self.cpus, fifo_priority=LOOP_PRIORITY if self.fifo else None)
@@ -173,6 +231,7 @@ class LoopPriorities:
             self.notes += st.notes
 
     def after_run(self) -> None:
+        self._unpin_helpers()
         for st in reversed(self._run):
             st.undo()
         self._run = []
@@ -185,5 +244,7 @@ class LoopPriorities:
         applied = list(self.process.applied)
         if self.fifo:
             applied.append(f"SCHED_FIFO priority {HELPER_PRIORITY} (camera and recorder threads)")
+        if self.helper_cpus:
+            applied.append(f"CPU affinity {sorted(self.helper_cpus)} (camera and recorder threads)")
         applied += [f"{a} (loop thread)" for a in self.loop_applied]
         return {"applied": applied, "notes": list(self.notes)}

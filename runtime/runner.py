@@ -30,7 +30,7 @@ from grasprt.runtime.inference import Pipeline
 from grasprt.runtime.limiter import Limiter, LimiterConfig
 from grasprt.runtime.loop import ControlLoop, EpisodeResult, LoopConfig, cycle_stages
 from grasprt.runtime.policy import OnnxPolicy
-from grasprt.runtime.realtime import LoopPriorities, loop_cpu
+from grasprt.runtime.realtime import LoopPriorities, placement_cpus
 from grasprt.runtime.timing import StageTimer
 from grasprt.types import Camera, Drivers, Policy
 
@@ -178,7 +178,8 @@ class Run:
         cfg = self.cfg
         self._own_priorities = priorities is None
         self.priorities = priorities or LoopPriorities(
-            cfg.sched == "fifo" and not cfg.sim_clock, loop_cpu(cfg.inference.intra_op_threads)
+            cfg.sched == "fifo" and not cfg.sim_clock,
+            *placement_cpus(cfg.inference.placement, cfg.inference.intra_op_threads),
         )
         if self._own_priorities:
             self.priorities.before_sessions()

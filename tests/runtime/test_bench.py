@@ -215,8 +215,23 @@ def test_realtime_applies_or_degrades_with_a_note_and_undoes() -> None:
 
 
 @pytest.mark.slow
-def test_tune_reports_every_setting_and_a_reason(bundle_dir: Path) -> None:
-    t = tune(load_bundle(bundle_dir), held_out_views, reps=3, thread_options=(1,))
+def test_tune_gates_times_checks_in_closed_loop_and_releases_what_it_built(
+    bundle_dir: Path,
+) -> None:
+    from grasprt.bench_cmd import _closed_loop
+    from grasprt.runtime.cpu import cpu_info
+
+    cfg = bench_config(bundle=str(bundle_dir), sched="normal")
+    checked: list[InferenceSettings] = []
+
+    def check(p: Pipeline, n: int) -> list[bool]:
+        checked.append(p.cfg)
+        return _closed_loop(cfg, p, n)
+
+    t = tune(
+        load_bundle(bundle_dir), held_out_views, reps=3, thread_options=(1,),
+        closed_loop=check, attempts=2,
+    )
     s = t.summary()
     ort_settings = [k for k in s["pipeline_p50_ms"] if k.startswith("cpu ")]
     assert len(ort_settings) == 8  # spin x opt level x fused, one thread count
@@ -225,8 +240,29 @@ def test_tune_reports_every_setting_and_a_reason(bundle_dir: Path) -> None:
     kinds = {c["precision"] for c in s["precision_candidates"]}
     assert {"int8", "fp16", "bf16"} <= kinds
     # A reduced precision is chosen only if it passed the gate.
-    if s["chosen"]["precision"] == "int8":
-        assert any(c.get("passed") for c in s["precision_candidates"])
+    chosen = [c for c in s["precision_candidates"] if c["candidate"] == s["chosen_candidate"]]
+    assert len(chosen) == 1 and chosen[0]["admitted"]
+    for c in s["precision_candidates"]:
+        if c["precision"] != "fp32" and c["offered"]:
+            assert "iou" in c  # gated before it was timed
+        if not c["admitted"]:
+            assert c["pipeline_p50_ms"] is None  # never timed, never picked
+    cl = s["closed_loop"]
+    assert cl["checked"] and cl["attempts"] == 2 and cl["chosen"] == s["chosen_candidate"]
+    # The reference (ONNX Runtime fp32) runs the attempts first; the pick the same ones.
+    assert (checked[0].provider, checked[0].precision) == ("cpu", "fp32")
+    assert 0.0 <= cl["reference_success"] <= 1.0
+    assert s["chosen_candidate"] in s["reason"] and "simulated attempts" in s["reason"]
+    # OpenVINO's hints are offered exactly where the CPU's flags show the units.
+    cpu = cpu_info()
+    bf16 = next(c for c in s["precision_candidates"] if c["candidate"] == "openvino bf16")
+    if not cpu.has("amx_bf16", "avx512_bf16"):
+        assert not bf16["offered"]
+    assert s["cpu"] == cpu.model and s["isa"] == cpu.isa
+    # Every session and compiled model tuning built is gone: at most the one thread
+    # OpenVINO's runtime keeps for the process once it has been loaded at all.
+    th = s["threads_alive"]
+    assert th["after_release"] <= th["before"] + 1
 
 
 @pytest.mark.slow
@@ -389,3 +425,55 @@ def test_loop_priorities_disabled_touch_nothing() -> None:
     assert (os.sched_getscheduler(0), os.sched_getaffinity(0)) == before
     assert prio.summary() == {"applied": [], "notes": []}
     prio.close()
+
+
+def test_bench_on_the_wall_clock_is_fed_by_prerendered_frames(bundle_dir: Path) -> None:
+    from grasprt.drivers.prerendered import PRERENDER_FRAMES, PrerenderedFeed
+
+    feed = PrerenderedFeed(build_drivers)
+    parts = BenchParts(
+        make_drivers=feed, check=check_drivers, views=held_out_views, render=feed.render_summary
+    )
+    cfg = bench_config(
+        bundle=str(bundle_dir),
+        sched="normal",
+        **{"bench.cycles": 20, "bench.rate_hz": 30.0, "bench.model_reps": 5},
+        **{"bench.record": False},
+    )
+    r = run_bench(cfg, parts)
+    assert r["cycles"] == 20 and not r["faults"]
+    assert r["feed"]["camera"] == "prerendered"
+    assert r["feed"]["sim_render_ms"]["frames"] == PRERENDER_FRAMES
+    # Photon to command: at least the cycle's own work, every cycle had a frame.
+    assert r["photon_to_command_ms"]["p50"] > 0
+    assert r["roofline"]["precision"] == "fp32" and r["roofline"]["models"]["bound_ms"]["bound"] > 0
+    assert r["targets"]["on"]["isa"] == r["roofline"]["isa"]
+    assert "photon_p99_minus_cycle_p99_ms" in r["targets"]
+    live = run_bench(replace_bench(cfg, feed="live"), parts)
+    assert live["feed"]["camera"] == "sim"
+
+
+def replace_bench(cfg: RunConfig, **changes: object) -> RunConfig:
+    from dataclasses import replace
+
+    return replace(cfg, bench=replace(cfg.bench, **changes))
+
+
+@pytest.mark.slow
+def test_bench_tune_saves_a_pick_that_bench_then_runs(bundle_dir: Path, tmp_path: Path) -> None:
+    saved, first, second = tmp_path / "tuned.toml", tmp_path / "a.json", tmp_path / "b.json"
+    common = ("--bundle", str(bundle_dir), "--clock", "sim", "--cycles", "5", "--model-reps", "5",
+              "--no-recording", "-q")
+    r = _cli(*common, "--tune", "--tune-attempts", "2", "--save", str(saved), "--json", str(first))
+    assert r.returncode == 0, r.stderr
+    a = json.loads(first.read_text())
+    chosen = a["tuning"]["chosen"]
+    assert a["tuning"]["closed_loop"]["attempts"] == 2
+    assert a["roofline"]["precision"] == chosen["precision"] == a["precision"]
+    r = _cli(*common, "--config", str(saved), "--json", str(second))
+    assert r.returncode == 0, r.stderr
+    assert "warning" not in r.stderr  # tuned on this very CPU
+    b = json.loads(second.read_text())
+    ran = {"provider": b["provider"], "threads": b["threads"], "precision": b["precision"],
+           "fused": b["fused"]}
+    assert ran == {k: chosen[k] for k in ran}

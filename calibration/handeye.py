@@ -204,7 +204,10 @@ def solve_methods(
     )
     out = {}
     for name, flag in METHODS.items():
-        r, t = cv2.calibrateHandEye(*args, method=flag)
+        try:
+            r, t = cv2.calibrateHandEye(*args, method=flag)
+        except cv2.error:  # OpenCV 4.14's ANDREFF fails on some well-posed sets
+            continue
         out[name] = np.eye(4)
         out[name][:3, :3], out[name][:3, 3] = r, np.asarray(t).reshape(3)
     return out

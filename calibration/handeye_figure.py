@@ -21,7 +21,7 @@ def plot_hand_eye(result: HandEyeResult, mount: Mount, path: Path) -> None:
         from matplotlib.figure import Figure
     except ImportError:
         raise ConfigError("--plot needs matplotlib (pip install 'grasprt[plot]')") from None
-    fig = Figure(figsize=(12, 4.2), dpi=100)
+    fig = Figure(figsize=(12, 4.6), dpi=100)
     FigureCanvasAgg(fig)
     ax_res, ax_mm, ax_deg = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.4, 1, 1]})
     idx = np.arange(len(result.view_rms_px))
@@ -36,8 +36,10 @@ def plot_hand_eye(result: HandEyeResult, mount: Mount, path: Path) -> None:
     ax_mm.set_title("each method vs the refined mount")
     ax_mm.set_ylabel("mm")
     ax_deg.bar(names, [agree[n]["deg"] for n in names], color="tab:green")
-    ax_deg.set_title(
-        f"mount off the URDF's: {mount.translation_mm:.2f} mm, {mount.rotation_deg:.3f} deg"
+    ax_deg.set_title("each method vs the refined mount")
+    fig.suptitle(
+        f"hand-eye: {len(result.view_rms_px)} poses; the mount is "
+        f"{mount.translation_mm:.2f} mm and {mount.rotation_deg:.3f} deg off the URDF's"
     )
     ax_deg.set_ylabel("deg")
     for ax in (ax_mm, ax_deg):

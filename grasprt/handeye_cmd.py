@@ -270,8 +270,8 @@ Examples:
       --board charuco:7x5 --square 0.04 --marker 0.03 --manual --out mount.yaml
   grasprt run --mount mount.yaml ...
 
-Exit status: 0 written, 2 bad input or a failed solve (one line), 3 the arm held on a
-fault."""
+Exit status: 0 written; 2 bad input, a failed solve, or a move the limiter or the robot
+stopped (one line; the arm holds); 1 a move declined at its prompt (the arm holds)."""
 
 
 @click.command("calibrate-hand-eye", epilog=HELP_EPILOG)

@@ -123,3 +123,12 @@ def test_too_few_poses_and_poses_too_alike(tmp_path: Path) -> None:
     line = one_line_error(grasprt(*args, stdin="\n" * 6 + "q\n"))
     assert "poses too alike to solve" in line
     assert not (tmp_path / "m.yaml").exists()
+
+
+def test_twin_config_with_a_bad_sim_section_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "w.toml").write_text('[sim]\ncamera_mount_error = {xyz = [0.1, 0.2]}\n')
+    line = one_line_error(grasprt("twin", "--config", str(tmp_path / "w.toml")))
+    assert "camera_mount_error.xyz (metres) must be 3 numbers" in line
+    (tmp_path / "w.toml").write_text("[sim]\nmount = 1\n")
+    line = one_line_error(grasprt("twin", "--config", str(tmp_path / "w.toml")))
+    assert "[sim]" in line and "mount" in line

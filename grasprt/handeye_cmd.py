@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from grasprt.calibration.boards import Board, Detection, parse_board
-from grasprt.calibration.handeye import Observation, solve_hand_eye
+from grasprt.calibration.handeye import MIN_POSES, Observation, solve_hand_eye
 from grasprt.calibration.handeye_plan import PlanLimits, plan_views, route
 from grasprt.calibration.mount import Mount, rpy_of, urdf_mount
 from grasprt.config import RunConfig, build_run_config
@@ -147,6 +147,12 @@ def _plan_and_visit(s: Session, intr: Intrinsics, det: Detection, poses: int, di
     plan = plan_views(s.kin, q0, outline, intr, limits, count=poses, distance=distance)
     moves = route(s.kin, q0, plan, limits.floor_z)
     n = sum(view for _, view in moves)
+    if n < MIN_POSES:
+        raise ConfigError(
+            f"only {n} views of the board {distance:.2f} m away are reachable above the "
+            f"floor (at least {MIN_POSES} needed): lay the board nearer the arm's middle "
+            "reach, or change --distance"
+        )
     click.echo(
         f"board {s.board.spec} found {np.linalg.norm(outline.mean(0)[:2]):.2f} m out; "
         f"{n} poses planned {distance:.2f} m from it"
@@ -314,11 +320,11 @@ def calibrate_hand_eye_cmd(robot: str, camera: str | None, calibration: str | No
     drivers = build_drivers(cfg, load_bundle(cfg.bundle))
     truth = getattr(cfg.robot_settings, "camera_mount_error", None) if simulated else None
     d = drivers
+    session = Session(cfg, d, board, speed)  # refuses a missing floor before connecting
     d.camera.connect()
     try:
         d.robot.connect()
         try:
-            session = Session(cfg, d, board, speed)
             first = _frame(d, d.clock.now())
             intr = _intrinsics(cfg, d, first)
             det = _detect(board, first)

@@ -309,7 +309,17 @@ def calibrate_hand_eye_cmd(robot: str, camera: str | None, calibration: str | No
                            poses: int, distance: float, speed: float, manual: bool, yes: bool,
                            clock: str | None, config_file: str | None, out: Path,
                            plot: Path | None, json_path: Path | None) -> int:  # fmt: skip
-    """Measure the camera's mount on the arm from a board on the table (hand-eye)."""
+    """Measure the camera's mount on the arm from a board on the table (hand-eye).
+
+    The board lies fixed in the camera's view at the start pose. grasprt plans views
+    around it (joint limits, the floor, the whole board in view) and drives there
+    slowly through the limiter, confirming each move on a real arm (--yes: not);
+    --manual leaves the posing to the operator (zero-G, Enter records, q ends). The
+    mount is solved by the hand-eye methods (their agreement reported), refined on
+    every corner, and written as YAML against the URDF's mount: the file --mount
+    reads. Prefer a ChArUco board: a chessboard's corner order can flip between views
+    that turn it far.
+    """
     from grasprt.bundle import load_bundle
     from grasprt.drivers.registry import build_drivers, robot_kind
 

@@ -85,6 +85,11 @@ class ModelView:
     ``fov_gap_deg`` is the model's field of view minus the camera's (horizontal,
     vertical): positive where the model sees wider than the camera. A camera covering
     less than ``min_coverage`` of the model's view is refused with a ``ConfigError``.
+
+    ``rotation`` (3x3) is a mounting error to undo: the camera's true optical frame in
+    the one the model expects (``Mount.rotation``). Each model ray is turned into the
+    true camera's frame before it is looked up, so the view is the one a camera
+    mounted exactly right would have taken (from the same centre).
     """
 
     def __init__(
@@ -94,11 +99,15 @@ class ModelView:
         fill: int = NEUTRAL_FILL,
         *,
         min_coverage: float = DEFAULT_MIN_COVERAGE,
+        rotation: np.ndarray | None = None,
     ) -> None:
         self.camera = camera
         self.model = model
         self.fill = fill
-        self.identity = same_camera(camera, model)
+        self.rotation = None
+        if rotation is not None and not np.allclose(rotation, np.eye(3), rtol=0, atol=1e-9):
+            self.rotation = np.asarray(rotation, np.float64)
+        self.identity = same_camera(camera, model) and self.rotation is None
         self.out = np.full((model.height, model.width, 3), fill, dtype=np.uint8)
         self._map1: np.ndarray | None = None
         self._map2: np.ndarray | None = None
@@ -122,14 +131,29 @@ class ModelView:
     def _build_maps(self) -> None:
         cam, model = self.camera, self.model
         dist = np.array(cam.dist, dtype=np.float64) if cam.dist else None
+        # OpenCV turns each new-camera ray by R^-1 into the source camera's frame: the
+        # true camera's ray is rotation^T times the model's, so R is the rotation itself.
         mx, my = cv2.initUndistortRectifyMap(
-            cam.matrix(), dist, None, model.matrix(), (model.width, model.height), cv2.CV_32FC1
+            cam.matrix(),
+            dist,
+            self.rotation,
+            model.matrix(),
+            (model.width, model.height),
+            cv2.CV_32FC1,
         )
         limit = fold_radius(cam.dist)
         if np.isfinite(limit):
-            u = (np.arange(model.width) - model.cx) / model.fx
+            u = np.broadcast_to((np.arange(model.width) - model.cx) / model.fx, mx.shape)
             v = (np.arange(model.height) - model.cy) / model.fy
-            r = np.hypot(u[None, :], v[:, None])
+            v = np.broadcast_to(v[:, None], mx.shape)
+            if self.rotation is not None:  # the ray as the true camera sees it
+                rt = self.rotation.T
+                z = rt[2, 0] * u + rt[2, 1] * v + rt[2, 2]
+                u, v = (
+                    (rt[0, 0] * u + rt[0, 1] * v + rt[0, 2]) / z,
+                    (rt[1, 0] * u + rt[1, 1] * v + rt[1, 2]) / z,
+                )
+            r = np.hypot(u, v)
             mx[r >= limit] = -1e4
         # The tolerance absorbs float rounding at the image's border rows and columns.
         eps = 1e-3
@@ -154,6 +178,9 @@ class ModelView:
             f"({mh:.1f}x{mv:.1f} deg), {self.scale:.2f} model px per camera px"
         )
         gh, gv = self.fov_gap_deg
+        if self.rotation is not None:
+            angle = np.degrees(np.arccos(np.clip((np.trace(self.rotation) - 1) / 2, -1, 1)))
+            line += f", turned {angle:.2f} deg for the camera's mount"
         if self.coverage < 0.999:
             line += (
                 f"; the model sees {max(gh, 0):.1f} deg wider and {max(gv, 0):.1f} deg taller "

@@ -134,6 +134,9 @@ def settings_of(cfg: RunConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "bundle": cfg.bundle,
         "floor_z": cfg.limiter.floor_z,
+        # A mis-mounted sim camera and the mount that corrects it (hand-eye).
+        "camera_mount_error": sim.camera_mount_error,
+        "mount": cfg.mount,
     }
 
 

@@ -32,6 +32,10 @@ COMMANDS = {
     ),
     "eval": ("grasprt.eval_cmd:eval_cmd", "Grasp success in the sim under the paper's protocol."),
     "view": ("grasprt.calibration.cli:view_cmd", "Write a PNG: camera frame, model view, mask."),
+    "calibrate-hand-eye": (
+        "grasprt.handeye_cmd:calibrate_hand_eye_cmd",
+        "Measure where the camera sits on the arm (hand-eye), from a board on the table.",
+    ),
     "twin": (
         "grasprt.twin_cmd:twin_cmd",
         "Serve a simulated Sawyer over ROS, as the real robot does (Intera's side).",

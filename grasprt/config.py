@@ -292,6 +292,11 @@ class RunConfig:
     calibration: str | None = None
     # Refuse a camera that sees less than this fraction of the bundle's view.
     min_coverage: float = 0.5
+    # The camera's measured mount (grasprt calibrate-hand-eye's YAML); None: the URDF's.
+    mount: str | None = None
+    # A mount shifted further than this from the URDF's is refused (the model view
+    # corrects only its rotation).
+    mount_max_offset_mm: float = 5.0
     bundle: str = ""
     episodes: int = 1
     seed: int = 0
@@ -324,6 +329,7 @@ class RunConfig:
         p = "run"
         check_choice(p, "record_frame_format", self.record_frame_format, ("jpeg", "png"))
         check_number(p, "min_coverage", self.min_coverage, low=0, high=1, low_open=True)
+        check_number(p, "mount_max_offset_mm", self.mount_max_offset_mm, low=0)
         check_number(p, "episodes", self.episodes, low=1, whole=True)
         check_number(p, "seed", self.seed, low=0, whole=True)
         if self.max_steps is not None:

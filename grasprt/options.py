@@ -34,6 +34,8 @@ KEYS: dict[str, str] = {
     "camera": "camera",
     "calibration": "calibration",
     "min_coverage": "min_coverage",
+    "mount": "mount",
+    "mount_max_offset": "mount_max_offset_mm",
     "bundle": "bundle",
     "seed": "seed",
     "max_steps": "max_steps",
@@ -138,6 +140,21 @@ def robot_options(*, simulated_only: bool = False) -> Decorator:
                 metavar="DIR",
                 help="Model bundle directory. Default: $GRASPRT_BUNDLE, models/reference, "
                 "else models/placeholder.",
+            ),
+            click.option(
+                "--mount",
+                default=None,
+                metavar="FILE.yaml",
+                help="The camera's measured mount (grasprt calibrate-hand-eye): its rotation "
+                "off the URDF's is corrected in the model view.",
+            ),
+            click.option(
+                "--mount-max-offset",
+                type=float,
+                default=None,
+                metavar="MM",
+                help="Refuse a --mount shifted further than this off the URDF's (a shift "
+                "cannot be corrected). [default: 5]",
             ),
             click.option("--seed", type=int, default=None, help="Seed of the world. [default: 0]"),
             click.option(

@@ -49,11 +49,18 @@ Exit status: 0 stopped by SIGINT/SIGTERM, 2 bad input (no rospy, no master, a ba
 @click.option(
     "--gap",
     type=click.Choice(tuple(GAP_PRESETS)),
-    default="default",
-    show_default=True,
-    help="The sim-to-real dynamics gap (latency, lag, noise, bias, top speed ratio).",
+    default=None,
+    help="The sim-to-real dynamics gap (latency, lag, noise, bias, top speed ratio). "
+    "[default: the --config's [sim] gap, else default]",
 )
 @click.option("--moving", is_flag=True, help="The sphere rolls.")
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    metavar="FILE.toml",
+    help="Its [sim] section sets the world (camera_mount_error, board, ...); flags win.",
+)
 @click.option(
     "--fault",
     "faults",
@@ -120,18 +127,40 @@ def _roscore() -> Iterator[None]:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _sim_settings(config_file: str | None, gap: str | None, moving: bool) -> Any:
+    """The [sim] section of `config_file` (or the defaults), with the flags on top."""
+    import dataclasses
+
+    from grasprt.config import load_file
+    from grasprt.drivers.sim.config import SimSettings
+
+    doc = load_file(config_file) if config_file else {}
+    try:
+        settings = SimSettings(**doc.get("sim", {}))
+    except TypeError as e:
+        raise DriverError(f"{config_file} [sim]: {e}") from None
+    if gap is not None:
+        settings = dataclasses.replace(settings, gap=gap)
+    if moving:
+        settings = dataclasses.replace(settings, moving=True)
+    return settings
+
+
 def _serve(
     robot: str,
     seed: int,
-    gap: str,
+    gap: str | None,
     moving: bool,
     faults: tuple[str, ...],
     log_path: str | None,
+    config_file: str | None,
 ) -> int:
     from grasprt.drivers.ros_node import ensure_node, import_rospy, master_uri
     from grasprt.drivers.sawyer_twin.faults import parse_fault
 
     scheduled = tuple(parse_fault(f) for f in faults)
+    sim = _sim_settings(config_file, gap, moving)
+    gap, moving = sim.gap, sim.moving
     import_rospy()
     try:
         from grasprt.drivers.sawyer_twin.node import Twin, TwinOptions
@@ -145,7 +174,7 @@ def _serve(
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         rospy = ensure_node("grasprt_twin")
-        options = TwinOptions(seed, gap, moving, scheduled, log_path)
+        options = TwinOptions(seed, gap, moving, scheduled, log_path, sim=sim)
         twin = Twin(rospy, options)
         twin.start()
         click.echo(

@@ -85,6 +85,11 @@ RUN_SCHEMA: dict[str, Any] = {
         "grasprt_version": {"type": "string"},
         "config": {"type": ["object", "null"], "description": "the run's validated config"},
         "bundle": {"type": ["object", "null"], "description": "the model bundle's manifest"},
+        "mount": {
+            "type": ["object", "null"],
+            "description": "the camera mount used (--mount: pose, offset off the URDF's); "
+            "null: the URDF's",
+        },
         "host": {"type": "object", "description": "node, machine, python, pid"},
         "wall_time": _described(_NUM, "wall clock at start, seconds since the Unix epoch"),
         "wall_time_iso": _described(_STR, "the same, as ISO 8601 UTC"),

@@ -21,6 +21,7 @@ import numpy as np
 import grasprt
 from grasprt.bundle import Bundle, check_against_profile, describe, load_bundle
 from grasprt.calibration.model_view import ModelView
+from grasprt.calibration.mount import Mount, check_translation, load_mount
 from grasprt.config import RunConfig
 from grasprt.errors import DriverError
 from grasprt.kinematics import Kinematics
@@ -144,6 +145,7 @@ class Run:
         self.profile = get_profile(self.bundle.robot)
         check_against_profile(self.bundle, self.profile)
         self.kin = Kinematics(self.profile)
+        self.mount = self._load_mount()
         if drivers is None:
             if make_drivers is None:
                 raise TypeError("Run needs drivers or a factory for them (drivers/registry.py)")
@@ -170,6 +172,18 @@ class Run:
 
         self.live = open_live(self)
         self.sink = sinks(self)
+
+    def _load_mount(self) -> Mount | None:
+        """The camera's measured mount (--mount), checked before anything is built."""
+        if not self.cfg.mount:
+            return None
+        mount = load_mount(self.cfg.mount, self.profile)
+        check_translation(mount, self.cfg.mount_max_offset_mm)
+        self.progress(
+            mount.describe() + f": rotation corrected in the model view, the shift is within "
+            f"{self.cfg.mount_max_offset_mm:g} mm and left as it is"
+        )
+        return mount
 
     def _start_priorities(self, priorities: LoopPriorities | None) -> None:
         # Real-time ranking of the run's threads (realtime.py); a bench brings its own,
@@ -207,6 +221,7 @@ class Run:
             "grasprt_version": grasprt.__version__,
             "config": self.cfg.to_dict(),
             "bundle": describe(self.bundle),
+            "mount": None if self.mount is None else self.mount.to_dict(),
             "host": {
                 "node": platform.node(),
                 "machine": platform.machine(),
@@ -337,7 +352,10 @@ class Run:
                 f"camera {camera.name!r} has no intrinsics: pass --calibration FILE.yaml "
                 "(see grasprt calibrate-camera)"
             )
-        return ModelView(intr, self.bundle.camera, min_coverage=self.cfg.min_coverage)
+        rotation = None if self.mount is None else self.mount.rotation
+        return ModelView(
+            intr, self.bundle.camera, min_coverage=self.cfg.min_coverage, rotation=rotation
+        )
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         import threading

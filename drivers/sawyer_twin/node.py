@@ -55,6 +55,8 @@ class TwinOptions:
     faults: tuple[ScheduledFault, ...] = ()
     log_path: str | None = None
     rate_hz: float = 100.0
+    # The whole [sim] section (mount error, board, ...); None: gap and moving alone.
+    sim: SimSettings | None = None
 
 
 class Twin:
@@ -62,7 +64,8 @@ class Twin:
         self._rospy = rospy
         self.options = options
         self.clock = MonotonicClock()
-        config = SimSettings(gap=options.gap, moving=options.moving).sim_config()
+        settings = options.sim or SimSettings(gap=options.gap, moving=options.moving)
+        config = settings.sim_config()
         world, _robot, camera = make_sim(config, self.clock, options.seed)
         self.world = world
         self.flags = FaultFlags()

@@ -129,6 +129,57 @@ class FaultConfig:
 
 
 @dataclass(frozen=True)
+class BoardPlacement:
+    """A calibration board lying on the table: ``calibration.boards`` spec and sizes."""
+
+    spec: str = "charuco:7x5"
+    square: float = 0.04
+    marker: float | None = 0.03  # ChArUco only
+    # The board's centre on the table (base frame x, y) and its turn about z, rad.
+    xy: tuple[float, float] = (0.6, 0.0)
+    yaw: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_number("sim board", "square", self.square, low=0.005, high=0.2)
+        _require(len(self.xy) == 2, "board xy must be [x, y] in metres")
+
+
+_MOUNT_KEYS = {"xyz", "rpy"}
+
+
+def _vector3(value: object, what: str) -> tuple[float, float, float]:
+    ok = isinstance(value, (list, tuple)) and len(value) == 3
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    _require(ok and all(abs(float(v)) < 1e3 for v in value), f"{what} must be 3 numbers")
+    return (float(value[0]), float(value[1]), float(value[2]))  # type: ignore[index]
+
+
+def mount_error(value: object) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``{xyz = [m, m, m], rpy = [rad, rad, rad]}`` (either may be left out) as (xyz, rpy)."""
+    _require(isinstance(value, dict), "camera_mount_error must be a table {xyz = [..], rpy = [..]}")
+    assert isinstance(value, dict)
+    stray = sorted(set(value) - _MOUNT_KEYS)
+    _require(not stray, f"camera_mount_error: unknown key {stray[0] if stray else ''!r} (xyz, rpy)")
+    xyz = _vector3(value.get("xyz", [0, 0, 0]), "camera_mount_error.xyz (metres)")
+    rpy = _vector3(value.get("rpy", [0, 0, 0]), "camera_mount_error.rpy (radians)")
+    _require(max(map(abs, xyz)) <= 0.1, "camera_mount_error.xyz: over 0.1 m is not a mount error")
+    _require(max(map(abs, rpy)) <= 0.5, "camera_mount_error.rpy: over 0.5 rad is not a mount error")
+    return xyz, rpy
+
+
+def board_placement(value: object) -> BoardPlacement:
+    _require(isinstance(value, dict), "board must be a table {spec = ..., square = ...}")
+    assert isinstance(value, dict)
+    names = {f.name for f in fields(BoardPlacement)}
+    stray = sorted(set(value) - names)
+    _require(not stray, f"board: unknown key {stray[0] if stray else ''!r} ({', '.join(names)})")
+    values = dict(value)
+    if "xy" in values:
+        values["xy"] = tuple(values["xy"])
+    return BoardPlacement(**values)
+
+
+@dataclass(frozen=True)
 class SimConfig:
     """Everything about the simulation; the first four are what `grasprt run` flags set."""
 
@@ -146,6 +197,13 @@ class SimConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     # Fixed integration step of the arm, gripper and sphere.
     substep_s: float = 0.005
+    # Where the wrist camera really sits against the URDF's mount: (xyz m, rpy rad) of
+    # the true optical frame in the URDF's optical frame (mount.py). None: exactly there.
+    camera_mount_error: tuple[tuple[float, float, float], tuple[float, float, float]] | None = (
+        None
+    )
+    # A calibration board printed on the table (hand-eye calibration); None: none.
+    board: BoardPlacement | None = None
 
     def __post_init__(self) -> None:
         check_number("sim", "clutter", self.clutter, low=0, high=20, whole=True)
@@ -161,8 +219,17 @@ class SimSettings:
     clutter: int = 0
     # The wrist camera's ROS camera_info YAML; None: drivers/sim/wrist_camera.yaml.
     camera_file: str | None = None
+    # The camera mounted off the URDF's mount (hand-eye calibration's dry runs):
+    # {xyz = [m, m, m], rpy = [rad, rad, rad]}, the true optical frame in the URDF's.
+    camera_mount_error: dict | None = None
+    # A calibration board on the table: {spec, square, marker, xy, yaw} (BoardPlacement).
+    board: dict | None = None
 
     def __post_init__(self) -> None:
+        if self.camera_mount_error is not None:
+            mount_error(self.camera_mount_error)
+        if self.board is not None:
+            board_placement(self.board)
         if self.gap not in GAP_PRESETS:
             raise ConfigError(f"sim: gap must be one of {', '.join(GAP_PRESETS)}, not {self.gap!r}")
         _require(isinstance(self.moving, bool), "moving must be true or false")
@@ -174,4 +241,8 @@ class SimSettings:
             moving=self.moving,
             clutter=self.clutter,
             camera_file=self.camera_file,
+            camera_mount_error=(
+                None if self.camera_mount_error is None else mount_error(self.camera_mount_error)
+            ),
+            board=None if self.board is None else board_placement(self.board),
         )

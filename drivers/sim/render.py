@@ -124,6 +124,8 @@ class Renderer:
             flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REFLECT_101,
         )
+        if snap.board is not None:
+            self._board(warped, img_from_plane, snap, depth / view.fx)
         # Lighting on a coarse grid of rays, upsampled.
         x = ((self._grid_u - view.cx) / view.fx)[None, :]
         y = ((self._grid_v - view.cy) / view.fy)[:, None]
@@ -141,6 +143,20 @@ class Renderer:
         if dz.max() > -0.05:
             self._fill_wall(img, view, gain)
         return img
+
+    def _board(
+        self, warped: np.ndarray, img_from_plane: np.ndarray, snap: SceneSnapshot, footprint: float
+    ) -> None:
+        """Paint the calibration board's print over the table texture (it lies on it)."""
+        assert snap.board is not None
+        image, plane_from_image = snap.board.level(footprint if np.isfinite(footprint) else 0.0)
+        h = img_from_plane @ plane_from_image
+        size = (warped.shape[1], warped.shape[0])
+        paper = cv2.warpPerspective(image, h, size, flags=cv2.INTER_LINEAR)
+        cover = np.full(image.shape[:2], 255, np.uint8)
+        cover = cv2.warpPerspective(cover, h, size, flags=cv2.INTER_LINEAR)
+        a = cover.astype(np.float32)[..., None] / 255.0
+        warped[:] = (warped * (1.0 - a) + paper * a).astype(np.uint8)
 
     def _fill_wall(self, img: np.ndarray, view: View, gain: np.ndarray) -> None:
         """Rays that graze or miss the table (a steeply tilted camera) see a grey wall."""

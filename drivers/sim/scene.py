@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grasprt.drivers.sim.board import BoardPrint
 from grasprt.drivers.sim.texture import COUNT as TABLE_TEXTURES
 
 # Distractor colours (linear RGB, 0..1): none of them is the target's yellow.
@@ -64,6 +65,7 @@ class SceneSnapshot:
     target: Ball
     clutter: tuple[Ball | Disc, ...]
     look: Look
+    board: BoardPrint | None = None  # a calibration board on the table
 
 
 def draw_look(rng: np.random.Generator, max_blur_sigma: float) -> Look:

@@ -16,6 +16,7 @@ import threading
 import numpy as np
 
 from grasprt.drivers.sim.arm import ArmDynamics
+from grasprt.drivers.sim.board import board_print
 from grasprt.drivers.sim.config import SimConfig
 from grasprt.drivers.sim.grasp import (
     CloseOutcome,
@@ -27,7 +28,7 @@ from grasprt.drivers.sim.ik import solve_ik
 from grasprt.drivers.sim.scene import CLUTTER_RGB, Ball, Disc, SceneSnapshot, draw_look
 from grasprt.drivers.sim.target import TargetSphere
 from grasprt.errors import ConfigError
-from grasprt.kinematics import Kinematics, Poses
+from grasprt.kinematics import Kinematics, Poses, transform
 from grasprt.profiles import SAWYER
 from grasprt.types import Clock, RobotState
 
@@ -51,6 +52,10 @@ class SimWorld:
         self.episode = 0
         self._poses_q: np.ndarray | None = None
         self._poses_cache: Poses | None = None
+        # The camera as really mounted: the URDF's optical frame times the mount error.
+        err = config.camera_mount_error
+        self._mount = np.eye(4) if err is None else transform(*err)
+        self.board = None if config.board is None else board_print(config.board)
         self.reset(seed)
 
     # ---- episodes -------------------------------------------------------------------
@@ -254,9 +259,10 @@ class SimWorld:
             return self._poses().hand.copy()
 
     def camera_pose(self) -> np.ndarray:
+        """The camera's true optical frame: the URDF's, moved by the mount error."""
         with self.lock:
             self.sync()
-            return self._poses().camera.copy()
+            return self._poses().camera @ self._mount
 
     def gripper_position(self) -> float:
         with self.lock:
@@ -289,9 +295,10 @@ class SimWorld:
             return SceneSnapshot(
                 t=self.time,
                 episode=self.episode,
-                camera_pose=self._poses().camera.copy(),
+                camera_pose=self._poses().camera @ self._mount,
                 table_z=scene.table_z,
                 target=Ball(self.sphere.pos.copy(), self.sphere.radius, scene.sphere_rgb),
                 clutter=self.clutter,
                 look=self.look,
+                board=self.board,
             )

@@ -20,6 +20,7 @@ from grasprt.drivers.sim.config import SimConfig, SimSettings
 from grasprt.drivers.sim.factory import DEFAULT_CAMERA_FILE
 from grasprt.drivers.sim.kind import SIM_MAX_STEPS
 from grasprt.drivers.sim.robot import SimSawyer
+from grasprt.errors import ConfigError
 from grasprt.types import Camera, Clock, Drivers
 
 
@@ -27,12 +28,21 @@ from grasprt.types import Camera, Clock, Drivers
 class MujocoSettings(SimSettings):
     """The `[mujoco]` section: the simulator's settings, on MuJoCo's physics."""
 
+    # Draw the gripper's fingers where the wrist camera sees them (true: as the real
+    # camera does). false shows what the physics alone does to a policy trained without them.
+    fingers: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.fingers, bool):
+            raise ConfigError("mujoco: fingers must be true or false")
+
 
 def mujoco_drivers(cfg: RunConfig, bundle: Bundle, sim: SimConfig | None = None) -> Drivers:
     settings = cfg.robot_settings or MujocoSettings()
     config = sim or settings.sim_config()
     clock: Clock = SimClock() if cfg.sim_clock else MonotonicClock()
-    world = MujocoWorld(config, clock, cfg.seed)
+    world = MujocoWorld(config, clock, cfg.seed, fingers=settings.fingers)
     robot = SimSawyer(world, stall_state_after_s=config.faults.state_stall_after_s)
     camera: Camera = SimWristCamera(
         world,

@@ -31,19 +31,24 @@ from grasprt.drivers.mujoco.scene import (
 )
 from grasprt.drivers.mujoco.servo import JointServo
 from grasprt.drivers.sim.config import SimConfig
-from grasprt.drivers.sim.scene import Ball, SceneSnapshot
+from grasprt.drivers.sim.scene import Ball, Box, SceneSnapshot
 from grasprt.drivers.sim.world import LIFT_FOR_SUCCESS_M, SimWorld
 from grasprt.kinematics import Kinematics
 from grasprt.profiles import SAWYER, GripperSpec
 from grasprt.types import Clock, RobotState
 
+# robosuite's finger material is black; black plastic still reflects a few percent.
+FINGER_RGB = (0.05, 0.05, 0.055)
 _PAD_HALF_THICKNESS = 0.004  # robosuite's finger pad boxes, across the closing direction
 # Fingers this close to their closed stop have nothing between them.
 _EMPTY_GAP_M = 0.001
 
 
 class MujocoWorld(SimWorld):
-    def __init__(self, config: SimConfig, clock: Clock, seed: int = 0) -> None:
+    def __init__(
+        self, config: SimConfig, clock: Clock, seed: int = 0, *, fingers: bool = True
+    ) -> None:
+        self.draw_fingers = fingers
         scene_cfg = config.scene
         self._base_scene = build_scene(scene_cfg.table_z, scene_cfg.sphere_radius)
         self.scene = self._base_scene
@@ -290,7 +295,15 @@ class MujocoWorld(SimWorld):
                 target=Ball(self.sphere_position(), self.sphere.radius, scene.sphere_rgb),
                 clutter=self._clutter_now(),
                 look=self.look,
+                hand_parts=self._fingers() if self.draw_fingers else (),
             )
+
+    def _fingers(self) -> tuple[Box, ...]:
+        m, d = self.scene.model, self.data
+        return tuple(
+            Box(d.geom_xpos[g].copy(), d.geom_xmat[g].reshape(3, 3).copy(), m.geom_size[g].copy(), FINGER_RGB)
+            for g in sorted(self._finger_geoms)
+        )
 
     def _clutter_now(self) -> tuple:
         out = []

@@ -49,6 +49,7 @@ FINGER_SLOT_M = 0.0065
 # The fingers' squeeze (N): robosuite's 20 N limit presses a 2 g ball deep into MuJoCo's
 # soft contacts; Intera's gripper holds with a set force, a few newtons for a light part.
 GRIP_FORCE_N = 3.0
+FINGER_DAMPING = 10.0  # N s/m
 # Stiffer contacts than MuJoCo's default (0.02 s): fingers, ball and table are hard
 # plastic and wood. 0.004 s is twice the step, the stiffest MuJoCo integrates stably.
 CONTACT_SOLREF = (0.004, 1.0)
@@ -151,6 +152,10 @@ def _robot_tuning(mj: ModuleType, spec: Any) -> None:
     for act in spec.actuators:
         if act.name.startswith(GRIPPER_PREFIX):
             act.forcerange = np.array([-GRIP_FORCE_N, GRIP_FORCE_N])
+    for name in ("l_finger_joint", "r_finger_joint"):
+        # robosuite's 100 N s/m would let 3 N close the fingers at 3 cm/s (over a second);
+        # Intera's gripper closes its full stroke in about the profile's 0.4 s.
+        spec.joint(f"{GRIPPER_PREFIX}{name}").damping = [FINGER_DAMPING, 0.0, 0.0]
     for geom in spec.geoms:
         if geom.name in finger:
             geom.solref, geom.solimp = list(CONTACT_SOLREF), list(CONTACT_SOLIMP)

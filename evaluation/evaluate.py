@@ -45,7 +45,8 @@ def eval_config(bundle: str, robot: str = "sim", **settings: Any) -> RunConfig:
     `eval_config(b, gap="large", gt_mask=True, grid=10)`. Names are flags' (a sim
     setting, an `[eval]` one or a `[run]` one); the clock is the simulator's."""
     robots = robot_settings_types()
-    sim_names = set(getattr(robots.get(robot), "__dataclass_fields__", SimSettings.__dataclass_fields__))
+    settings = robots.get(robot, SimSettings)
+    sim_names = set(getattr(settings, "__dataclass_fields__", SimSettings.__dataclass_fields__))
     eval_names = {"grid", "repeats", "expert"}
     flags: dict[str, Any] = {"bundle": bundle, "robot": robot}
     for name, value in settings.items():

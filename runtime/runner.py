@@ -9,7 +9,6 @@ registry) or ready drivers are handed in.
 from __future__ import annotations
 
 import dataclasses
-
 import platform
 import signal
 import time

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grasprt.bundle import Bundle
-from grasprt.clock import MonotonicClock, SimClock
 from grasprt.calibration.camera_info import load_camera_info
+from grasprt.clock import MonotonicClock, SimClock
 from grasprt.config import RunConfig
 from grasprt.drivers.mujoco.world import MujocoWorld
 from grasprt.drivers.sim.camera import SimWristCamera

@@ -1,13 +1,13 @@
-"""The arm's joint-position servo and the gripper's sensing, at the physics rate.
+"""The arm's joint-position servo, at the physics rate.
 
 Intera's position mode takes a joint target and moves each joint there no faster than
 its velocity limit times the speed ratio (`set_joint_position_speed`), its own 1 kHz
 loop turning the way there into torques. Here a setpoint walks toward the target at
 that capped speed (all joints scaled by one factor, keeping the direction in joint
-space), with an acceleration cap and braking to stop on it, and a PD law with velocity feed-forward turns the setpoint into torques, clipped
-at robosuite's effort limits by the actuators' ctrlrange. Gravity is compensated by the
-scene (`gravcomp`), as the Sawyer's controller does. The command latency of the
-dynamics gap delays when a target takes effect.
+space), with an acceleration cap and braking to stop on it, and a PD law with velocity
+feed-forward turns the setpoint into torques, clipped at robosuite's effort limits by
+the actuators' ctrlrange. Gravity is compensated by the scene (`gravcomp`), as the
+Sawyer's controller does. The dynamics gap's command latency delays each target.
 """
 
 from __future__ import annotations

@@ -80,7 +80,10 @@ class MujocoWorld(SimWorld):
         self._table_geom = s.geom(TABLE)
         self._finger_geoms = {s.geom(g) for g in FINGER_GEOMS}
         m = s.model
-        self._free = {int(m.jnt_bodyid[j]) for j in range(m.njnt) if m.jnt_type[j] == 0}
+        free = {int(m.jnt_bodyid[j]) for j in range(m.njnt) if m.jnt_type[j] == 0}
+        # Geoms of the robot: on a body that is neither the world nor a free object.
+        body = m.geom_bodyid
+        self._robot_geom = np.array([b != 0 and int(b) not in free for b in body])
         self._hand_body = s.body("right_hand")
         self._camera_body = s.body("right_hand_camera")
         self._target_qpos = s.model.jnt_qposadr[s.model.body_jntadr[self._target_body]]
@@ -142,7 +145,8 @@ class MujocoWorld(SimWorld):
         v = self.sphere.vel
         r = self.sphere.radius
         # Rolling, not sliding: spin that matches the speed at the contact point.
-        d.qvel[self._target_dof : self._target_dof + 6] = (v[0], v[1], 0.0, -v[1] / r, v[0] / r, 0.0)
+        spin = (-v[1] / r, v[0] / r, 0.0)
+        d.qvel[self._target_dof : self._target_dof + 6] = (v[0], v[1], 0.0, *spin)
         self.servo.reset(q)
         self.scene.mj.mj_forward(self.scene.model, d)
 
@@ -171,15 +175,15 @@ class MujocoWorld(SimWorld):
         return now + np.clip(goal - now, -step, step)
 
     def _arm_on_table(self) -> bool:
-        d = self.data
-        for i in range(d.ncon):
-            c = d.contact[i]
-            pair = {int(c.geom1), int(c.geom2)}
-            if self._table_geom in pair and not pair & {self._target_geom}:
-                other = (pair - {self._table_geom}).pop()
-                if int(self.scene.model.geom_bodyid[other]) not in self._free:
-                    return True
-        return False
+        """Does any part of the robot touch the table this step (the floor the limiter
+        should have kept it off)?"""
+        n = self.data.ncon
+        if n == 0:
+            return False
+        g = self.data.contact.geom[:n]
+        on_table = (g[:, 0] == self._table_geom) | (g[:, 1] == self._table_geom)
+        robot = self._robot_geom[g[:, 0]] | self._robot_geom[g[:, 1]]
+        return bool(np.any(on_table & robot))
 
     # ---- the robot's side -----------------------------------------------------------
 
@@ -188,7 +192,8 @@ class MujocoWorld(SimWorld):
             now = self.clock.now()
             self.advance_to(now)
             # Servo on the encoders, offset included (see SimWorld.command).
-            target = np.clip(np.asarray(q, dtype=np.float64) - self.bias, SAWYER.lower, SAWYER.upper)
+            target = np.asarray(q, dtype=np.float64) - self.bias
+            target = np.clip(target, SAWYER.lower, SAWYER.upper)
             self.servo.command(now, target, gripper_closed)
             self.arm.gripper_closed = bool(gripper_closed)  # what the expert reads
 
@@ -301,7 +306,12 @@ class MujocoWorld(SimWorld):
     def _fingers(self) -> tuple[Box, ...]:
         m, d = self.scene.model, self.data
         return tuple(
-            Box(d.geom_xpos[g].copy(), d.geom_xmat[g].reshape(3, 3).copy(), m.geom_size[g].copy(), FINGER_RGB)
+            Box(
+                d.geom_xpos[g].copy(),
+                d.geom_xmat[g].reshape(3, 3).copy(),
+                m.geom_size[g].copy(),
+                FINGER_RGB,
+            )
             for g in sorted(self._finger_geoms)
         )
 

@@ -109,7 +109,9 @@ class Renderer:
                     continue  # faces away
                 u, w = [a for a in range(3) if a != axis]
                 du, dw = box.rot[:, u] * box.half[u], box.rot[:, w] * box.half[w]
-                corners = np.array([centre - du - dw, centre + du - dw, centre + du + dw, centre - du + dw])
+                corners = np.array(
+                    [centre - du - dw, centre + du - dw, centre + du + dw, centre - du + dw]
+                )
                 faces.append((float(np.linalg.norm(centre - view.pos)), normal, centre, corners))
         ambient = snap.look.ambient
         for _, normal, centre, corners in sorted(faces, key=lambda f: -f[0]):

@@ -64,7 +64,7 @@ def test_a_gripper_that_closes_on_nothing_holds_nothing():
 def test_a_pinch_lifts_the_sphere_and_opening_drops_it():
     w, clock = world()
     s = w.sphere_position()
-    tips_to(w, clock, s + (0, 0, 0.06), False, 3.0)
+    tips_to(w, clock, s + np.array([0.0, 0.0, 0.06]), False, 3.0)
     tips_to(w, clock, (s[0], s[1], w.table_z + 0.002), False, 2.0)
     tips_to(w, clock, (s[0], s[1], w.table_z + 0.002), True, 1.0)
     assert w.object_held()
@@ -101,7 +101,7 @@ def test_the_same_seed_gives_the_same_episode():
     def episode():
         w, clock = world(seed=5)
         s = w.sphere_position()
-        tips_to(w, clock, s + (0.0, 0.0, 0.03), False, 1.0)
+        tips_to(w, clock, s + np.array([0.0, 0.0, 0.03]), False, 1.0)
         tips_to(w, clock, (s[0], s[1], w.table_z + 0.002), True, 1.0)
         return np.concatenate([w.true_q(), w.sphere_position(), w.reported_state().q])
 

@@ -70,6 +70,8 @@ class Body:
 SPHERE = Body(mass=0.002, friction=(1.0, 0.005, 5e-6))
 CLUTTER = Body(mass=0.02, friction=(0.8, 0.005, 5e-6))
 TABLE_FRICTION = (0.9, 0.005, 1e-5)
+# Only MuJoCo's own renderer uses colours (tools/mujoco_hand_view.py): the sim's yellow.
+TARGET_RGB = (0.93, 0.80, 0.08)
 
 
 @dataclass
@@ -120,7 +122,9 @@ def _compile(table_z: float, sphere_radius: float, clutter: tuple[Ball | Disc, .
     _physics_options(mj, spec)
     _robot_tuning(mj, spec)
     _world(mj, spec, table_z)
-    _free_ball(mj, spec, TARGET, sphere_radius, SPHERE, (0.6, 0.0, table_z + sphere_radius))
+    _free_ball(
+        mj, spec, TARGET, sphere_radius, SPHERE, (0.6, 0.0, table_z + sphere_radius), TARGET_RGB
+    )
     for i, obj in enumerate(clutter):
         _clutter_body(mj, spec, f"clutter{i}", obj, table_z)
     return Scene(mj, spec.compile(), clutter)
@@ -187,12 +191,13 @@ def _world(mj: ModuleType, spec: Any, table_z: float) -> None:
 
 
 def _free_ball(
-    mj: ModuleType, spec: Any, name: str, radius: float, props: Body, pos: tuple
+    mj: ModuleType, spec: Any, name: str, radius: float, props: Body, pos: tuple, rgb: tuple
 ) -> None:
     body = spec.worldbody.add_body(name=name, pos=list(pos))
     body.add_freejoint()
     body.add_geom(
         name=name, type=mj.mjtGeom.mjGEOM_SPHERE, size=[radius, 0, 0], mass=props.mass,
+        rgba=[*rgb, 1.0],
         friction=list(props.friction), condim=6, contype=_WORLD, conaffinity=_WORLD,
         solref=list(CONTACT_SOLREF), solimp=list(CONTACT_SOLIMP),
     )
@@ -200,7 +205,7 @@ def _free_ball(
 
 def _clutter_body(mj: ModuleType, spec: Any, name: str, obj: Ball | Disc, table_z: float) -> None:
     if isinstance(obj, Ball):
-        _free_ball(mj, spec, name, obj.radius, CLUTTER, tuple(obj.centre))
+        _free_ball(mj, spec, name, obj.radius, CLUTTER, tuple(obj.centre), obj.rgb)
         return
     # A disc: a thin cylinder whose top face is where the world drew it.
     thickness = max(float(obj.centre[2]) - table_z, 0.001)
@@ -209,6 +214,6 @@ def _clutter_body(mj: ModuleType, spec: Any, name: str, obj: Ball | Disc, table_
     body.add_freejoint()
     body.add_geom(
         name=name, type=mj.mjtGeom.mjGEOM_CYLINDER, size=[obj.radius, thickness / 2, 0],
-        mass=CLUTTER.mass, friction=list(CLUTTER.friction), condim=6,
+        mass=CLUTTER.mass, friction=list(CLUTTER.friction), condim=6, rgba=[*obj.rgb, 1.0],
         contype=_WORLD, conaffinity=_WORLD,
     )

@@ -45,8 +45,9 @@ def eval_config(bundle: str, robot: str = "sim", **settings: Any) -> RunConfig:
     `eval_config(b, gap="large", gt_mask=True, grid=10)`. Names are flags' (a sim
     setting, an `[eval]` one or a `[run]` one); the clock is the simulator's."""
     robots = robot_settings_types()
-    settings = robots.get(robot, SimSettings)
-    sim_names = set(getattr(settings, "__dataclass_fields__", SimSettings.__dataclass_fields__))
+    # The robot's own settings (MuJoCo's add to the sim's) are its flags.
+    robot_type = robots.get(robot, SimSettings)
+    sim_names = set(getattr(robot_type, "__dataclass_fields__", SimSettings.__dataclass_fields__))
     eval_names = {"grid", "repeats", "expert"}
     flags: dict[str, Any] = {"bundle": bundle, "robot": robot}
     for name, value in settings.items():

@@ -183,6 +183,9 @@ def _world(mj: ModuleType, spec: Any, table_z: float) -> None:
         name=TABLE, type=box, size=[0.45, 0.7, 0.02], pos=[0.65, 0, table_z - 0.02],
         rgba=[0.6, 0.5, 0.4, 1], friction=list(TABLE_FRICTION),
         contype=_WORLD, conaffinity=_WORLD,
+        # As hard as the fingers and the ball: a pair's softness is the mean of its two
+        # geoms', and a soft table lets a pinch press the ball into it and squirt it out.
+        solref=list(CONTACT_SOLREF), solimp=list(CONTACT_SOLIMP),
     )
     wb.add_geom(
         name="floor", type=mj.mjtGeom.mjGEOM_PLANE, size=[3, 3, 0.1], pos=[0, 0, floor_z],

@@ -95,7 +95,6 @@ class MujocoWorld(SimWorld):
         d.qpos[self._qpos] = SAWYER.neutral
         d.qpos[self._finger_qpos] = self._grip_open
         mj.mj_kinematics(m, d)
-        open_gap = self._pad_gap()
         hand_pos = d.xpos[self._hand_body]
         axis = d.xmat[self._hand_body].reshape(3, 3)[:, 2]
         reach = 0.0
@@ -103,8 +102,9 @@ class MujocoWorld(SimWorld):
             rot = d.geom_xmat[g].reshape(3, 3)
             extent = float(np.sum(np.abs(axis @ rot) * m.geom_size[g]))
             reach = max(reach, float(axis @ (d.geom_xpos[g] - hand_pos)) + extent)
+        # The opening keeps the profile's scale: it is the reading's (_gripper_reading).
         return dataclasses.replace(
-            SAWYER.gripper, fingertip_offset=reach, max_opening=open_gap,
+            SAWYER.gripper, fingertip_offset=reach,
             finger_width=2 * float(m.geom_size[self._pads[0]][0]),
             finger_length=2 * float(m.geom_size[self._pads[0]][2]),
         )
@@ -215,8 +215,11 @@ class MujocoWorld(SimWorld):
             )
 
     def _gripper_reading(self) -> float:
+        """The gap as the Sawyer driver reports Intera's gripper position: 0 open at the
+        profile's full scale (41.7 mm; these fingers open to 47.1 mm, reading 0 there
+        too), 1 closed: the scale the bundle's state was trained on."""
         gap = self._pad_gap()
-        return float(np.clip(1.0 - gap / self.profile.gripper.max_opening, 0.0, 1.0))
+        return float(np.clip(1.0 - gap / SAWYER.gripper.max_opening, 0.0, 1.0))
 
     def _gripping(self) -> bool:
         """The gripper's own sensing, as Intera's `is_gripping`: told to close, and

@@ -6,6 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 OUT    ?= out
+ROBOSUITE ?= robosuite==1.5.2
 # Evaluations the reference build runs at once (one per core).
 JOBS   ?= 2
 
@@ -20,7 +21,7 @@ ROS_APT   := python3-rospy python3-genpy python3-genmsg python3-rosmaster rosout
 	python3-tf python3-tf2-ros python3-sensor-msgs python3-geometry-msgs python3-std-msgs \
 	ros-std-msgs ros-geometry-msgs ros-sensor-msgs ros-actionlib-msgs python3-venv
 
-.PHONY: demo test test-ros ros lint format placeholder reference clean
+.PHONY: demo test test-ros ros mujoco lint format placeholder reference clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +32,15 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[export,dev,realsense,serial,openvino]'
+	$(PIP) install -e '.[export,dev,realsense,serial,openvino,mujoco]'
+	$(PIP) install --no-deps $(ROBOSUITE)
 	touch $@ $(VENV)/.base
+
+# `--robot mujoco` in a venv made by `make demo`: MuJoCo, and robosuite for its Sawyer
+# and gripper model files only (no dependencies: see pyproject.toml's mujoco extra).
+mujoco: $(VENV)/.base
+	$(PIP) install -e '.[mujoco]'
+	$(PIP) install --no-deps $(ROBOSUITE)
 
 demo: $(VENV)/.base
 	@mkdir -p $(OUT) && rm -f $(OUT)/demo.mcap

@@ -51,6 +51,14 @@ ROBOTS: dict[str, RobotKind] = {
             simulated=True,
         ),
         RobotKind(
+            "mujoco",
+            "the Sawyer in MuJoCo: robosuite's arm and gripper, contact physics (make mujoco)",
+            profile="sawyer",
+            settings="grasprt.drivers.mujoco.kind:MujocoSettings",
+            build="grasprt.drivers.mujoco.kind:mujoco_drivers",
+            simulated=True,
+        ),
+        RobotKind(
             "sawyer",
             "a Rethink Sawyer through the Intera SDK (ROS 1)",
             profile="sawyer",

@@ -40,14 +40,16 @@ if TYPE_CHECKING:
 SIM_CLOCK_HEARTBEAT_S = 30.0
 
 
-def eval_config(bundle: str, **settings: Any) -> RunConfig:
+def eval_config(bundle: str, robot: str = "sim", **settings: Any) -> RunConfig:
     """The configuration `grasprt eval` would build from flags, for callers in Python:
     `eval_config(b, gap="large", gt_mask=True, grid=10)`. Names are flags' (a sim
     setting, an `[eval]` one or a `[run]` one); the clock is the simulator's."""
     robots = robot_settings_types()
-    sim_names = {f for f in SimSettings.__dataclass_fields__}
+    # The robot's own settings (MuJoCo's add to the sim's) are its flags.
+    robot_type = robots.get(robot, SimSettings)
+    sim_names = set(getattr(robot_type, "__dataclass_fields__", SimSettings.__dataclass_fields__))
     eval_names = {"grid", "repeats", "expert"}
-    flags: dict[str, Any] = {"bundle": bundle, "robot": "sim"}
+    flags: dict[str, Any] = {"bundle": bundle, "robot": robot}
     for name, value in settings.items():
         part = "robot." if name in sim_names else "eval." if name in eval_names else ""
         flags[part + name] = value

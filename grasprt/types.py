@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from grasprt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from grasprt.profiles import GripperSpec
 
 
 @dataclass(frozen=True)
@@ -253,3 +256,6 @@ class Drivers:
     default_max_steps: int = 250
     # The simulated world, when there is one (privileged truth for evaluation).
     world: Any = None
+    # The gripper this robot carries, where it is not the profile's: the limiter's floor
+    # and the grasp detection then guard its fingertips (MuJoCo's robosuite fingers).
+    gripper: GripperSpec | None = None

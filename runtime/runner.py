@@ -8,6 +8,7 @@ registry) or ready drivers are handed in.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import signal
 import time
@@ -151,6 +152,11 @@ class Run:
                 raise TypeError("Run needs drivers or a factory for them (drivers/registry.py)")
             drivers = make_drivers(cfg, self.bundle)
         self.drivers = drivers
+        if drivers.gripper is not None:
+            # Another gripper than the profile's (MuJoCo's robosuite fingers): the floor
+            # and the grasp detection guard the fingertips the arm really has.
+            self.profile = dataclasses.replace(self.profile, gripper=drivers.gripper)
+            self.kin = Kinematics(self.profile)
         self.steps = cfg.max_steps or drivers.default_max_steps
         self.limiter = make_limiter(cfg, self.bundle, self.profile, self.kin, drivers.table_z)
         self._start_priorities(priorities)

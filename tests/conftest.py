@@ -15,20 +15,26 @@ if TESTS_DIR not in sys.path:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Tests marked ``ros`` need grasprt's ROS environment (make test-ros). Outside it
-    they are skipped, with the reason; in CI a missing ROS environment fails them."""
+    """Tests marked ``ros`` need grasprt's ROS environment (make test-ros), ``mujoco``
+    MuJoCo and robosuite's assets (make mujoco). Outside them they are skipped, with the
+    reason; in CI a missing environment fails them."""
     import importlib.util
     import os
 
     import pytest
 
-    missing = [m for m in ("rospy", "intera_interface") if importlib.util.find_spec(m) is None]
-    if not missing or os.environ.get("CI"):
-        return  # in CI they run, and fail if the environment is not there
-    why = f"needs grasprt's ROS environment (make test-ros): {', '.join(missing)} not importable"
-    for item in items:
-        if "ros" in item.keywords:
-            item.add_marker(pytest.mark.skip(reason=why))
+    needs = {
+        "ros": (("rospy", "intera_interface"), "grasprt's ROS environment (make test-ros)"),
+        "mujoco": (("mujoco", "robosuite"), "MuJoCo and robosuite's assets (make mujoco)"),
+    }
+    for marker, (modules, what) in needs.items():
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if not missing or os.environ.get("CI"):
+            continue  # in CI they run, and fail if the environment is not there
+        why = f"needs {what}: {', '.join(missing)} not importable"
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=why))
 
 
 @__import__("pytest").fixture(scope="session")

@@ -6,7 +6,9 @@ ray-traced analytically, but only inside their small bounding boxes, with severa
 rays per pixel so their edges are anti-aliased. A lens with distortion is emulated
 by rendering a wider pinhole canvas and remapping it. Colours are kept in 0..255
 floats until the last step: exposure and colour of the light, then sensor noise.
-The arm and the gripper's fingers are not drawn.
+The arm is not drawn; the fingers are, where the world gives them (`hand_parts`: the
+MuJoCo world does, the kinematic one does not), as shaded boxes painted over the scene
+(they are the nearest things the wrist camera sees).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from grasprt.drivers.sim import texture
 from grasprt.drivers.sim.optics import View, block_mean, distortion_maps, ray_sphere
-from grasprt.drivers.sim.scene import Ball, Disc, SceneSnapshot
+from grasprt.drivers.sim.scene import Ball, Box, Disc, SceneSnapshot
 from grasprt.types import Intrinsics
 
 _TEXTURE_CENTRE = (0.6, 0.0)  # where the middle of the texture lies on the table
@@ -76,13 +78,52 @@ class Renderer:
         for disc in (o for o in snap.clutter if isinstance(o, Disc)):
             self._disc(img, view, snap, light, disc, gain)
         balls.sort(key=lambda b: -float(np.linalg.norm(b.centre - view.pos)))
+        # A finger behind the target (the far one, with the sphere between them) is
+        # painted before it, the others after: a painter's order per object.
+        far = float(np.linalg.norm(snap.target.centre - view.pos))
+        parts = sorted(snap.hand_parts, key=lambda b: -float(np.linalg.norm(b.centre - view.pos)))
+        behind = [p for p in parts if float(np.linalg.norm(p.centre - view.pos)) > far]
+        for part in behind:
+            self._box(img, view, snap, light, part, gain)
         for ball in balls:
             self._ball(img, view, snap, light, ball, gain)
+        for part in parts[len(behind) :]:
+            self._box(img, view, snap, light, part, gain)
         if look.blur_sigma > 0.25:
             img = cv2.GaussianBlur(img, (0, 0), look.blur_sigma)
         if self._maps is not None:
             img = cv2.remap(img, *self._maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return self._sensor(img, rng)
+
+    def _box(
+        self, img: np.ndarray, view: View, snap: SceneSnapshot, light: np.ndarray, box: Box,
+        gain: np.ndarray,
+    ) -> None:
+        """The box's faces that look at the camera, far to near, Lambert-shaded."""
+        faces = []
+        for axis in range(3):
+            for sign in (-1.0, 1.0):
+                normal = sign * box.rot[:, axis]
+                centre = box.centre + normal * box.half[axis]
+                if normal @ (view.pos - centre) <= 0.0:
+                    continue  # faces away
+                u, w = [a for a in range(3) if a != axis]
+                du, dw = box.rot[:, u] * box.half[u], box.rot[:, w] * box.half[w]
+                corners = np.array(
+                    [centre - du - dw, centre + du - dw, centre + du + dw, centre - du + dw]
+                )
+                faces.append((float(np.linalg.norm(centre - view.pos)), normal, centre, corners))
+        ambient = snap.look.ambient
+        for _, normal, centre, corners in sorted(faces, key=lambda f: -f[0]):
+            cam = view.to_camera(corners)
+            if np.any(cam[:, 2] <= 0.01):
+                continue
+            to_light = light - centre
+            lambert = max(float(normal @ to_light) / float(np.linalg.norm(to_light)), 0.0)
+            shade = 255.0 * (ambient + (1.0 - ambient) * lambert)
+            colour = (shade * np.asarray(box.rgb, np.float32) * gain).tolist()
+            pts = np.round(view.project(cam) * 16).astype(np.int32)  # 4 bits of subpixel
+            cv2.fillConvexPoly(img, pts, colour, lineType=cv2.LINE_AA, shift=4)
 
     def _sensor(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.noise_std > 0.0:

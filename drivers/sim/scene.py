@@ -42,6 +42,16 @@ class Disc:
 
 
 @dataclass(frozen=True)
+class Box:
+    """A part of the hand in the camera's view (a finger), drawn in front of the scene."""
+
+    centre: np.ndarray  # 3, base frame
+    rot: np.ndarray  # 3x3, the box's axes in the base frame (columns)
+    half: np.ndarray  # 3, half extents along those axes
+    rgb: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
 class Look:
     """The appearance of one episode: drawn at reset, fixed until the next."""
 
@@ -66,6 +76,8 @@ class SceneSnapshot:
     clutter: tuple[Ball | Disc, ...]
     look: Look
     board: BoardPrint | None = None  # a calibration board on the table
+    # Parts of the hand the camera sees (MuJoCo's fingers); the kinematic sim has none.
+    hand_parts: tuple[Box, ...] = ()
 
 
 def draw_look(rng: np.random.Generator, max_blur_sigma: float) -> Look:

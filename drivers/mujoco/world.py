@@ -253,10 +253,10 @@ class MujocoWorld(SimWorld):
     def camera_pose(self) -> np.ndarray:
         with self.lock:
             self.sync()
-            optical = np.asarray(SAWYER.camera_optical)
-            pose = _pose(self.data, self._camera_body)
-            pose[:3, :3] = pose[:3, :3] @ optical
-            return pose
+            optical = np.eye(4)
+            optical[:3, :3] = SAWYER.camera_optical
+            # The camera as really mounted: robosuite's camera body, then the mount error.
+            return _pose(self.data, self._camera_body) @ optical @ self._mount
 
     def gripper_position(self) -> float:
         with self.lock:
@@ -303,6 +303,7 @@ class MujocoWorld(SimWorld):
                 target=Ball(self.sphere_position(), self.sphere.radius, scene.sphere_rgb),
                 clutter=self._clutter_now(),
                 look=self.look,
+                board=self.board,
                 hand_parts=self._fingers() if self.draw_fingers else (),
             )
 

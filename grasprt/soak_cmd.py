@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,8 @@ Examples:
   grasprt soak --cycles 100000 --clock sim --json soak.json --plot soak.png
   grasprt soak --cycles 36000 --clock wall      an hour at 10 Hz in real time
 
-A benchmark: it reports, nothing is judged. Exit status 0, 2 on bad input.""",
+A benchmark: it reports, nothing is judged. Exit status 0, 2 on bad input,
+128+N stopped by signal N (the figures so far are still written).""",
 )
 @robot_options(simulated_only=True)
 @click.option("--cycles", type=int, required=True, help="Loop cycles to run.")
@@ -158,4 +160,8 @@ def soak_cmd(
         print_report(result)
     if json_path:
         write_json(json_path, result)
+    if result["stopped"]:
+        # As `grasprt run`: a signal ends it early, its figures so far are reported.
+        click.echo(f"stopped by {result['stopped']} after {result['cycles']} cycles", err=True)
+        return 128 + int(signal.Signals[result["stopped"]])
     return 0

@@ -21,6 +21,7 @@ import itertools
 import math
 import os
 import resource
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from grasprt.config import RunConfig
 from grasprt.runtime.bench import BenchParts, LoopRun, run_loop
 from grasprt.runtime.timing import summarize
 
+# grasprt.evaluation's figure; the runtime does not import the layer above it.
+SIM_CLOCK_HEARTBEAT_S = 30.0
 RSS_SLOPE_TARGET_MB = 1.0  # per 10^4 cycles after warm-up (issue 19)
 # Episodes end early in a grasp (the reference controller: ~20-50 steps); the run is
 # sized for the shortest and stopped at N cycles.
@@ -118,8 +121,14 @@ class Sampler:
 
 def soak_config(cfg: RunConfig, cycles: int, record: Path | None) -> RunConfig:
     steps = cfg.max_steps or 150
+    watchdog = cfg.watchdog
+    if cfg.sim_clock and watchdog.heartbeat_s < SIM_CLOCK_HEARTBEAT_S:
+        # As in `grasprt eval`: on the sim clock the wall-clock heartbeat would measure
+        # only how busy the machine is, and one trip ends the whole soak.
+        watchdog = replace(watchdog, heartbeat_s=SIM_CLOCK_HEARTBEAT_S)
     return replace(
         cfg,
+        watchdog=watchdog,
         episodes=math.ceil(cycles / min(steps, SHORTEST_EPISODE)) + 1,
         max_steps=steps,
         record=None if record is None else str(record),
@@ -167,8 +176,9 @@ def analyse(
     return {
         "cycles": n,
         "clock": clock,
-        # A signal ends a soak early and keeps its figures (the run holds the arm first).
-        "stopped": loop.report.stopped,
+        # A signal ends a soak early and keeps its figures (the run holds the arm first);
+        # the stop at N cycles is the soak's own end, not a stop.
+        "stopped": _signal_stop(loop.report.stopped),
         "wall_s": wall_s,
         "cycles_per_s": n / wall_s if wall_s > 0 else 0.0,
         "period_ms": loop.period_s * 1e3,
@@ -198,6 +208,10 @@ def analyse(
             "overruns": {"target": "0"},
         },
     }
+
+
+def _signal_stop(stopped: str | None) -> str | None:
+    return stopped if stopped in signal.Signals.__members__ else None
 
 
 def memory_figures(samples: list[Sample], warmup: float) -> dict[str, Any]:

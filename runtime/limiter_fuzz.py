@@ -107,7 +107,7 @@ def draw_batch(rng: np.random.Generator, b: int) -> dict[str, np.ndarray]:
 
 
 @dataclass
-class _Configs:
+class Configs:
     """LimiterConfig objects, one per distinct setting (there are few)."""
 
     cache: dict[tuple, LimiterConfig] = field(default_factory=dict)
@@ -132,7 +132,7 @@ class _Configs:
 
 
 def apply_limiter(
-    batch: dict[str, np.ndarray], profile: RobotProfile, kin: Kinematics, configs: _Configs
+    batch: dict[str, np.ndarray], profile: RobotProfile, kin: Kinematics, configs: Configs
 ) -> dict[str, np.ndarray]:
     """The real limiter on every case of the batch; its answers as arrays."""
     b = batch["q"].shape[0]
@@ -177,7 +177,7 @@ def fuzz(
     oracle.check_profile_numbers(profile.lower, profile.upper, profile.velocity)
     kin = Kinematics(profile)
     rng = np.random.default_rng(seed)
-    configs = _Configs()
+    configs = Configs()
     counts: dict[str, int] = {}
     kinds = {"floor_set": 0, "with_prev": 0}
     fired = np.zeros(len(LimitStatus), dtype=np.int64)

@@ -198,9 +198,13 @@ class PerceptionSettings:
     # seen this episode (the arm would otherwise act on nothing).
     lost_cycles: int = 3
     # A second blob this large (px of the mask) and at least `blob_ratio` of the
-    # largest one is a second candidate target: hold. Specks below either are ignored.
+    # target's, where the target could be, is a second candidate: hold. Specks below
+    # either, and blobs beyond the jump bound of the tracked target, are ignored.
     min_blob_px: int = 3
     blob_ratio: float = 0.8
+    # A blob touching the mask's border counts as a rival too (off: an object cut by
+    # the edge of the view is no rival; see docs/perception.md).
+    edge_rivals: bool = False
     # The mask's area as a fraction of its pixels: (low, high); None: the bundle's
     # provenance `mask_area` when it declares one, else any non-empty area up to 0.25.
     area: tuple[float, float] | None = None
@@ -214,6 +218,10 @@ class PerceptionSettings:
         p = "perception"
         if not isinstance(self.enabled, bool):
             raise ConfigError(f"[perception] enabled must be true or false, got {self.enabled!r}")
+        if not isinstance(self.edge_rivals, bool):
+            raise ConfigError(
+                f"[perception] edge_rivals must be true or false, got {self.edge_rivals!r}"
+            )
         check_number(p, "lost_cycles", self.lost_cycles, low=1, whole=True)
         check_number(p, "min_blob_px", self.min_blob_px, low=1, whole=True)
         check_number(p, "blob_ratio", self.blob_ratio, low=0, high=1, low_open=True)

@@ -6,12 +6,21 @@ the run's summary (`perception_holds`):
 
     lost    the mask has been empty `lost_cycles` cycles in a row after the target was
             seen this episode
-    blobs   a second blob of at least `min_blob_px` and `blob_ratio` of the largest:
-            two candidate targets (8-connected components, cv2.connectedComponents)
+    blobs   a second blob of at least `min_blob_px` and `blob_ratio` of the target's,
+            where the target could be: two candidates the gate cannot tell apart
+            (8-connected components, cv2.connectedComponents). With `edge_rivals`
+            off (the default) a blob that touches the mask's border is no rival: an
+            object cut by the edge of the view, whose size says nothing (the reference
+            bundle's distractors come into view there, docs/perception.md)
     area    the mask's area, as a fraction of its pixels, outside the bundle's
             provenance `mask_area` range, else `[perception] area`, else (0, 0.25]
-    jump    the largest blob's centroid moved further than the arm could have moved
-            the image of a still target since the last accepted mask
+    jump    no blob lies where the target could be: further from the last accepted
+            centroid than the arm could have moved the image of a still target
+
+The target is tracked: once a mask was accepted, its blob is the largest one within
+the jump bound of the last accepted centroid. A blob beyond the bound cannot be the
+target (a distractor coming into view) and is no rival; before the first accepted mask
+every blob is a candidate.
 
 The jump bound, from the measured joint positions (so it needs no model of the arm's
 dynamics). Between two cycles each joint i turns by |dq_i| about its axis, which
@@ -36,7 +45,7 @@ moves, the case none of the other checks sees.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -87,19 +96,29 @@ def _lever_arms(kin: Kinematics, q: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Blobs:
     areas: np.ndarray  # descending, px
-    centroid: tuple[float, float] | None  # of the largest blob, (x, y) mask px
+    centroids: np.ndarray  # (k, 2) (x, y) mask px, in the same order
     total: int
+    edge: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # touches the border
+
+    @property
+    def centroid(self) -> tuple[float, float] | None:
+        """The largest blob's centroid; None: an empty mask."""
+        if self.areas.size == 0:
+            return None
+        return float(self.centroids[0, 0]), float(self.centroids[0, 1])
 
 
 def blobs(mask: np.ndarray) -> Blobs:
     m = np.ascontiguousarray(mask > 0.5, dtype=np.uint8)
     n, _, stats, centroids = cv2.connectedComponentsWithStats(m, connectivity=8)
     if n <= 1:
-        return Blobs(np.zeros(0, dtype=np.int64), None, 0)
+        return Blobs(np.zeros(0, dtype=np.int64), np.zeros((0, 2)), 0)
     areas = stats[1:, cv2.CC_STAT_AREA]
     order = np.argsort(-areas, kind="stable")
-    cx, cy = centroids[1 + order[0]]
-    return Blobs(areas[order], (float(cx), float(cy)), int(areas.sum()))
+    x, y = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
+    w, h = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
+    edge = (x == 0) | (y == 0) | (x + w == m.shape[1]) | (y + h == m.shape[0])
+    return Blobs(areas[order], centroids[1:][order], int(areas.sum()), edge[order])
 
 
 class PerceptionGate:
@@ -145,11 +164,13 @@ class PerceptionGate:
                 return PerceptionHold("lost", f"empty for {self._empty} cycles")
             return None
         self._empty = 0
-        hold = self._area(found) or self._blobs(found) or self._jump(found, stamp)
+        hold = self._area(found)
         if hold is None:
-            self._seen = True
-            self._ref, self._ref_stamp = found.centroid, stamp
-            self._beta = self._beta_max = 0.0
+            target, hold = self._track(found, stamp)
+            if hold is None:
+                self._seen = True
+                self._ref, self._ref_stamp = target, stamp
+                self._beta = self._beta_max = 0.0
         return hold
 
     def jump_bound_px(self, stamp: float) -> float:
@@ -174,21 +195,29 @@ class PerceptionGate:
             return PerceptionHold("area", f"{frac:.4f} of the mask, outside [{low:g}, {high:g}]")
         return None
 
-    def _blobs(self, found: Blobs) -> PerceptionHold | None:
+    def _track(
+        self, found: Blobs, stamp: float
+    ) -> tuple[tuple[float, float], PerceptionHold | None]:
+        """The target's blob (its centroid), or why the mask is refused."""
         s = self.settings
-        big = found.areas[0]
-        rivals = found.areas[1:]
+        candidates = np.arange(found.areas.size)
+        if self._ref is not None:
+            bound = self.jump_bound_px(stamp)
+            dist = np.hypot(*(found.centroids - np.asarray(self._ref)).T)
+            candidates = np.flatnonzero(dist <= bound)
+            if candidates.size == 0:
+                detail = f"nearest blob {dist.min():.1f} px from the target, bound {bound:.1f}"
+                return self._ref, PerceptionHold("jump", detail)
+        main = candidates[0]  # areas are sorted: the largest candidate
+        big = found.areas[main]
+        others = candidates[1:]
+        if not s.edge_rivals:
+            others = others[~found.edge[others]]
+        rivals = found.areas[others]
         rivals = rivals[(rivals >= s.min_blob_px) & (rivals >= s.blob_ratio * big)]
         if rivals.size:
             sizes = ", ".join(str(int(a)) for a in [big, *rivals])
-            return PerceptionHold("blobs", f"{1 + rivals.size} blobs of {sizes} px")
-        return None
-
-    def _jump(self, found: Blobs, stamp: float) -> PerceptionHold | None:
-        if self._ref is None or found.centroid is None:
-            return None
-        moved = math.dist(found.centroid, self._ref)
-        bound = self.jump_bound_px(stamp)
-        if moved > bound:
-            return PerceptionHold("jump", f"centroid moved {moved:.1f} px, bound {bound:.1f}")
-        return None
+            return self._ref or (0.0, 0.0), PerceptionHold(
+                "blobs", f"{1 + rivals.size} blobs of {sizes} px"
+            )
+        return (float(found.centroids[main, 0]), float(found.centroids[main, 1])), None

@@ -84,6 +84,24 @@ def test_a_second_blob_below_the_ratio_is_ignored() -> None:
     assert gate(blob_ratio=0.1).check(np.maximum(big, small), NEUTRAL, 0.0) is not None
 
 
+def test_a_blob_cut_by_the_border_is_no_rival_unless_asked() -> None:
+    at_edge = np.maximum(disc(50, 50), disc(0, 50))  # 13 px in view and 8 px at x = 0
+    same = np.maximum(disc(50, 50), disc(1, 50))
+    assert blobs(same).edge.tolist() == [False, True]
+    assert gate(blob_ratio=0.5).check(at_edge, NEUTRAL, 0.0) is None
+    held = gate(blob_ratio=0.5, edge_rivals=True).check(at_edge, NEUTRAL, 0.0)
+    assert held is not None and held.check == "blobs"
+
+
+def test_once_tracked_a_rival_beyond_the_bound_is_ignored_and_one_within_holds() -> None:
+    g = gate(jitter_px=4.0)  # the arm still: the bound is the jitter allowance
+    assert g.check(disc(50, 50), NEUTRAL, 0.0) is None
+    assert g.check(np.maximum(disc(50, 50), disc(80, 50)), NEUTRAL, 0.1) is None
+    both_near = np.maximum(disc(48, 50, 1.5), disc(53, 50, 1.5))
+    held = g.check(both_near, NEUTRAL, 0.2)
+    assert held is not None and held.check == "blobs"
+
+
 def test_area_outside_the_configured_range_holds() -> None:
     g = gate(area=(0.001, 0.01))  # 10 .. 100 px of 10^4
     assert feed(g, [disc(50, 50, 3.0)]) == [None]  # 29 px

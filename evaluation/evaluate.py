@@ -84,6 +84,8 @@ class AttemptResult:
     detected: bool  # the loop's own grasp detection
     steps: int
     fault: str | None
+    # Perception-gate holds by check (runtime/perception.py).
+    perception_holds: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,6 +110,8 @@ class EvalReport:
             "detection_disagreements": int(sum(r.success != r.detected for r in self.results)),
             "stopped": self.stopped,
             "faults": [r.fault for r in self.results if r.fault],
+            "perception_holds": _hold_totals(self.results),
+            "attempts_with_perception_holds": sum(bool(r.perception_holds) for r in self.results),
             "settings": settings_of(self.config),
             "per_position": [
                 {
@@ -119,6 +123,14 @@ class EvalReport:
                 for (x, y), rs in per.items()
             ],
         }
+
+
+def _hold_totals(results: Sequence[AttemptResult]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for r in results:
+        for k, n in r.perception_holds.items():
+            total[k] = total.get(k, 0) + n
+    return total
 
 
 def settings_of(cfg: RunConfig) -> dict[str, Any]:
@@ -266,7 +278,9 @@ def _one_attempt(
         raise ConfigError("evaluation: a run ended before its attempt")
     ep = report.episodes[0]
     # The truth after the loop's hold: the sphere held and lifted 5 cm off the table.
-    res = AttemptResult(a, bool(world.grasp_succeeded()), ep.success, ep.steps, ep.fault)
+    res = AttemptResult(
+        a, bool(world.grasp_succeeded()), ep.success, ep.steps, ep.fault, dict(ep.perception_holds)
+    )
     results.append(res)
     if report.stopped:
         raise AttemptsStopped(report.stopped, results)  # the operator wants out

@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError
 from onnx import TensorProto
 from onnx.external_data_helper import uses_external_data
 
+from grasprt.config import area_range_problem
 from grasprt.errors import BundleError
 from grasprt.profiles import RobotProfile
 from grasprt.types import Intrinsics
@@ -406,6 +407,10 @@ def load_bundle(path: str | Path) -> Bundle:
         raise m.fail(
             "provenance", f"must be an object when present, got {type(provenance).__name__}"
         )
+    if "mask_area" in provenance:
+        problem = area_range_problem(provenance["mask_area"])
+        if problem:
+            raise m.fail("provenance.mask_area", problem)
 
     entries = {role: _model_entry(m, root, role) for role in ROLES}
     data: dict[str, bytes] = {}
@@ -433,6 +438,13 @@ def load_bundle(path: str | Path) -> Bundle:
         provenance=provenance,
         manifest=doc,
     )
+
+
+def declared_mask_area(bundle: Bundle) -> tuple[float, float] | None:
+    """The mask-area range (fractions of the mask) the bundle's provenance declares, if
+    any: what its segmenter produced on its training data (checked at load)."""
+    area = bundle.provenance.get("mask_area")
+    return None if area is None else (float(area[0]), float(area[1]))
 
 
 def check_against_profile(bundle: Bundle, profile: RobotProfile) -> None:

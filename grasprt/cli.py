@@ -21,6 +21,11 @@ COMMANDS = {
     "check": ("grasprt.run_cmd:check_cmd", "Validate a model bundle against the contract."),
     "export": ("grasprt.export.cli:export_cmd", "Export PyTorch checkpoints to a model bundle."),
     "bench": ("grasprt.bench_cmd:bench_cmd", "Profile the loop's latency, stage by stage."),
+    "soak": ("grasprt.soak_cmd:soak_cmd", "Run the loop for N cycles; report what grows."),
+    "fuzz-limiter": (
+        "grasprt.fuzz_cmd:fuzz_cmd",
+        "Fuzz the limiter against an independent oracle.",
+    ),
     "devices": ("grasprt.drivers.devices:devices_cmd", "List cameras and serial ports."),
     "calibrate-camera": (
         "grasprt.calibration.cli:calibrate_camera_cmd",

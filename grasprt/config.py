@@ -8,6 +8,7 @@ parts it uses. A file holds the same names as the flags, grouped by part:
     [limiter]    floor_z, floor_clearance, velocity_factor, joint_margin, tracking_steps, ...
     [watchdog]   frame_hold_s, frame_stop_s, state_hold_s, state_stop_s, overrun_streak, ...
     [inference]  provider, intra_op_threads, graph_optimization, allow_spinning, fused, ...
+    [perception] enabled, lost_cycles, min_blob_px, blob_ratio, area, near_m, ...
     [sim], [sawyer], ...   the chosen robot's own settings (its driver's dataclass)
     [bench]      cycles, rate_hz, stress, tune, compare_torch, model_reps, record
     [eval]       grid, repeats, expert
@@ -189,6 +190,73 @@ class WatchdogSettings:
 
 
 @dataclass(frozen=True)
+class PerceptionSettings:
+    """The perception-health gate (runtime/perception.py): checks on the segmenter's
+    mask before the controller's action is used; a failed check holds the arm. The
+    defaults were chosen against the reference bundle's masks (docs/perception.md)."""
+
+    enabled: bool = True
+    # Hold once the mask has been empty this many cycles in a row after the target was
+    # seen this episode (the arm would otherwise act on nothing).
+    lost_cycles: int = 3
+    # A second blob this large (px of the mask) and at least `blob_ratio` of the
+    # target's, where the target could be, is a second candidate: hold. Specks below
+    # either, and blobs beyond the jump bound of the tracked target, are ignored.
+    min_blob_px: int = 3
+    blob_ratio: float = 0.8
+    # A blob touching the mask's border counts as a rival too (off: an object cut by
+    # the edge of the view is no rival; see docs/perception.md).
+    edge_rivals: bool = False
+    # The mask's area as a fraction of its pixels: (low, high); None: the bundle's
+    # provenance `mask_area` when it declares one, else any non-empty area up to 0.25.
+    area: tuple[float, float] | None = None
+    # The centroid jump bound: the nearest the target can be to the camera (m), the
+    # target's own speed (m/s) and a segmentation jitter allowance (mask px).
+    near_m: float = 0.1
+    target_speed: float = 0.0
+    jitter_px: float = 4.0
+
+    def __post_init__(self) -> None:
+        p = "perception"
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"[perception] enabled must be true or false, got {self.enabled!r}")
+        if not isinstance(self.edge_rivals, bool):
+            raise ConfigError(
+                f"[perception] edge_rivals must be true or false, got {self.edge_rivals!r}"
+            )
+        check_number(p, "lost_cycles", self.lost_cycles, low=1, whole=True)
+        check_number(p, "min_blob_px", self.min_blob_px, low=1, whole=True)
+        check_number(p, "blob_ratio", self.blob_ratio, low=0, high=1, low_open=True)
+        if self.area is not None:
+            check_area_range(f"[{p}] area", self.area)
+            object.__setattr__(self, "area", (float(self.area[0]), float(self.area[1])))
+        check_number(p, "near_m", self.near_m, low=0, low_open=True)
+        check_number(p, "target_speed", self.target_speed, low=0)
+        check_number(p, "jitter_px", self.jitter_px, low=0)
+
+
+def check_area_range(what: str, value: object) -> None:
+    problem = area_range_problem(value)
+    if problem:
+        raise ConfigError(f"{what} {problem}")
+
+
+def area_range_problem(value: object) -> str | None:
+    """Why `value` is not a mask-area range (two fractions of the mask, 0 <= low <
+    high <= 1), or None. The bundle's provenance `mask_area` is checked with it too."""
+    ok = (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        and all(math.isfinite(v) for v in value)
+        and 0 <= value[0] < value[1] <= 1
+    )
+    if ok:
+        return None
+    return f"must be [low, high] fractions with 0 <= low < high <= 1, got {value!r}"
+
+
+@dataclass(frozen=True)
 class InferenceSettings:
     """How the bundle's graphs run (runtime/inference.py)."""
 
@@ -313,6 +381,7 @@ class RunConfig:
     limiter: LimiterSettings = field(default_factory=LimiterSettings)
     watchdog: WatchdogSettings = field(default_factory=WatchdogSettings)
     inference: InferenceSettings = field(default_factory=InferenceSettings)
+    perception: PerceptionSettings = field(default_factory=PerceptionSettings)
     # The chosen robot's own settings ([sim], [sawyer]: its driver's dataclass); None:
     # its defaults.
     robot_settings: Any = None
@@ -350,6 +419,7 @@ _PARTS: dict[str, type] = {
     "limiter": LimiterSettings,
     "watchdog": WatchdogSettings,
     "inference": InferenceSettings,
+    "perception": PerceptionSettings,
     "bench": BenchSettings,
     "eval": EvalSettings,
 }

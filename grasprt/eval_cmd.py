@@ -48,6 +48,12 @@ def print_table(s: dict[str, Any]) -> None:
         f"mean steps {s['mean_steps']:.1f}  "
         f"loop-vs-truth disagreements {s['detection_disagreements']}  faults {len(s['faults'])}"
     )
+    held = s.get("perception_holds") or {}
+    if held:
+        by = ", ".join(f"{k} {n}" for k, n in sorted(held.items()))
+        click.echo(
+            f"perception holds: {by} (in {s['attempts_with_perception_holds']} attempts)"
+        )
 
 
 def plot_success_map(s: dict[str, Any], out: str) -> None:

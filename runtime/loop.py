@@ -7,12 +7,13 @@ One cycle, in ros2_control's shape:
     write    the command through the gate, the external heartbeat, the record
 
 and it ends in one :class:`Outcome`: ``ok``, ``hold`` (this cycle only: stale input, no
-frame yet) or ``stop`` (the episode ends; the gate latches on a fault, holds on an
-operator's stop). Every stop goes through :meth:`ControlLoop._stop`. Anything doubtful
-ends in the arm holding still: a stale frame or state holds this cycle; a long stall,
-an overrun streak, a non-finite number, a robot fault, an exception or a dead loop (the
-heartbeat watchdog, in its own thread) latch the gate. The loop never learns which
-camera, robot or policy it has, nor which clock drives it.
+frame yet, a mask the perception gate refuses: perception.py) or ``stop`` (the episode
+ends; the gate latches on a fault, holds on an operator's stop). Every stop goes through
+:meth:`ControlLoop._stop`. Anything doubtful ends in the arm holding still: a stale
+frame or state holds this cycle; a long stall, an overrun streak, a non-finite number, a
+robot fault, an exception or a dead loop (the heartbeat watchdog, in its own thread)
+latch the gate. The loop never learns which camera, robot or policy it has, nor which
+clock drives it.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ from typing import Literal
 
 import numpy as np
 
-from grasprt.bundle import Bundle
+from grasprt.bundle import MASK_SIZE, Bundle, declared_mask_area
 from grasprt.calibration.model_view import ModelView
-from grasprt.config import WatchdogSettings
+from grasprt.config import PerceptionSettings, WatchdogSettings
 from grasprt.kinematics import Kinematics
 from grasprt.runtime.command_gate import CommandGate
 from grasprt.runtime.cycle_record import CycleRecord
 from grasprt.runtime.deadline import RateKeeper, Tick
 from grasprt.runtime.grasp import GraspDetector
 from grasprt.runtime.limiter import Limiter, LimitResult
+from grasprt.runtime.perception import PerceptionGate, PerceptionHold
 from grasprt.runtime.timing import StageTimer
 from grasprt.runtime.watchdog import HeartbeatWatchdog, OverrunCounter, Verdict, check_staleness
 from grasprt.types import (
@@ -62,6 +64,7 @@ class LoopConfig:
     max_steps: int = 150
     staleness: WatchdogSettings = field(default_factory=WatchdogSettings)
     lift_height: float = 0.05
+    perception: PerceptionSettings = field(default_factory=PerceptionSettings)
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class EpisodeResult:
     limited_steps: int = 0
     holds: int = 0
     overruns: int = 0
+    # Perception-gate holds by check (runtime/perception.py CHECKS).
+    perception_holds: dict[str, int] = field(default_factory=dict)
 
     @property
     def outcome(self) -> str:
@@ -115,9 +120,11 @@ class _Reading:
 class _Decision:
     action: np.ndarray
     mask: np.ndarray
-    limited: LimitResult
+    # None when the perception gate held: the action was never limited nor used.
+    limited: LimitResult | None
     # The frame's capture stamp to the command handed to the driver, once sent.
     photon_s: float | None = None
+    perception: PerceptionHold | None = None
 
 
 @dataclass
@@ -166,6 +173,13 @@ class ControlLoop:
         self.heartbeat = heartbeat
         self.on_cycle = on_cycle
         self.grasp = GraspDetector(kin, config.lift_height)
+        self.perception = PerceptionGate(
+            config.perception,
+            kin,
+            bundle.camera,
+            (MASK_SIZE, MASK_SIZE),
+            declared_mask_area(bundle),
+        )
         self.action_scale = np.asarray(bundle.action_scale, dtype=np.float32)
         self.period = 1.0 / config.rate_hz
         self._stop_request: str | None = None
@@ -210,6 +224,7 @@ class ControlLoop:
         closed = state0.gripper >= 0.5
         self.limiter.reset(state0.q, gripper_closed=closed)
         self.grasp.reset()
+        self.perception.reset()
         ep = _Episode(
             result=EpisodeResult(episode),
             rate=RateKeeper(self.clock, self.period),
@@ -278,6 +293,8 @@ class ControlLoop:
         if reading.verdict.action == "hold" or reading.frame is None:
             return self._hold(ep, reading, reading.verdict.reason or "no frame yet")
         decision = self._decide(reading)
+        if decision.perception is not None:
+            return self._hold(ep, reading, decision.perception.reason, decision)
         return self._write(ep, reading, decision)
 
     def _heartbeat_fault(self) -> str | None:
@@ -310,12 +327,15 @@ class ControlLoop:
         self.timer.mark("model_view")
         obs = Observation(view, r.state.q, r.state.gripper, r.frame.truth_mask)
         action = self.policy.step(obs, self.timer.mark)
-        limited = self.limiter.apply(r.state.q, action, self.action_scale)
+        # The mask is checked before its action is used; a hold never reaches the limiter.
+        held = self.perception.check(self.policy.mask, r.state.q, r.frame.stamp)
+        limited = None if held else self.limiter.apply(r.state.q, action, self.action_scale)
         self.timer.mark("limiter")
-        return _Decision(action, self.policy.mask, limited)
+        return _Decision(action, self.policy.mask, limited, perception=held)
 
     def _write(self, ep: _Episode, r: _Reading, d: _Decision) -> Outcome:
         res, limited = ep.result, d.limited
+        assert limited is not None  # a perception hold never gets here
         if limited.fault or limited.target is None:
             outcome = Outcome.stop(f"limiter: {limited.fault}")
             self._record(ep, r, "stop", outcome.reason, d)
@@ -348,13 +368,16 @@ class ControlLoop:
             self.on_cycle(ep.result.episode, ep.result.steps, {"mask_area": ep.last_mask_area})
         return self.grasp.update(ep.last_state, ep.gripper_closed)
 
-    def _hold(self, ep: _Episode, r: _Reading, reason: str) -> Outcome:
+    def _hold(self, ep: _Episode, r: _Reading, reason: str, d: _Decision | None = None) -> Outcome:
         self.gate.hold(reason)
         # The arm now stands where it is: the next step starts from there.
         self.limiter.note_command(None)
         ep.result.holds += 1
         ep.result.steps += 1
-        self._record(ep, r, "hold", reason, None)
+        if d is not None and d.perception is not None:
+            held = ep.result.perception_holds
+            held[d.perception.check] = held.get(d.perception.check, 0) + 1
+        self._record(ep, r, "hold", reason, d)
         return Outcome("hold", reason)
 
     # --- records ------------------------------------------------------------------

@@ -12,7 +12,7 @@ import dataclasses
 import platform
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -73,6 +73,7 @@ class RunReport:
             "stages": t.get("stages", {}),
             "limited_steps": sum(e.limited_steps for e in self.episodes),
             "holds": sum(e.holds for e in self.episodes),
+            "perception_holds": _sum_counts(e.perception_holds for e in self.episodes),
             "steps": sum(e.steps for e in self.episodes),
             "mean_steps": float(np.mean([e.steps for e in self.episodes])) if n else 0.0,
             "dropped_records": self.dropped_records,
@@ -86,11 +87,20 @@ class RunReport:
                     "steps": e.steps,
                     "limited_steps": e.limited_steps,
                     "holds": e.holds,
+                    "perception_holds": dict(e.perception_holds),
                     "fault": e.fault,
                 }
                 for e in self.episodes
             ],
         }
+
+
+def _sum_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, n in c.items():
+            total[k] = total.get(k, 0) + n
+    return total
 
 
 # What builds the drivers of a run from its configuration (drivers/registry.py's
@@ -314,6 +324,7 @@ class Run:
                 rate_hz=self.rate_hz or self.bundle.rate_hz,
                 max_steps=self.steps,
                 staleness=cfg.watchdog,
+                perception=cfg.perception,
             ),
             timer=timer,
             recorder=self.sink,

@@ -101,7 +101,9 @@ def make_model(
     return model
 
 
-def color_segmenter(min_chroma: float = 40.0, batch: Dim = 1) -> onnx.ModelProto:
+def color_segmenter(
+    min_chroma: float = 40.0, batch: Dim = 1, hue_tolerance: float = 0.3
+) -> onnx.ModelProto:
     nodes = [
         helper.make_node("Cast", ["image"], ["rgb"], to=TensorProto.FLOAT),
         helper.make_node("Split", ["rgb"], ["r", "g", "b"], axis=3),
@@ -119,7 +121,8 @@ def color_segmenter(min_chroma: float = 40.0, batch: Dim = 1) -> onnx.ModelProto
         helper.make_node("Transpose", ["yellow_nhwc"], ["yellow"], perm=[0, 3, 1, 2]),
         helper.make_node("AveragePool", ["yellow"], ["mask"], kernel_shape=[4, 4], strides=[4, 4]),
     ]
-    consts = [const("min_chroma", min_chroma), const("hue_tolerance", 0.3)]
+    # A wider hue tolerance (1.0) takes orange for yellow too: the sim's orange clutter.
+    consts = [const("min_chroma", min_chroma), const("hue_tolerance", hue_tolerance)]
     return make_model("segmenter", nodes, [image_input(batch)], [mask_value(batch)], consts)
 
 

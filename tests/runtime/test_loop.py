@@ -25,7 +25,7 @@ from bundle_factory import (
 
 from grasprt.bundle import load_bundle
 from grasprt.clock import SimClock
-from grasprt.config import RunConfig, WatchdogSettings
+from grasprt.config import PerceptionSettings, RunConfig, WatchdogSettings
 from grasprt.drivers.sim.config import FaultConfig, SimConfig, gap_preset
 from grasprt.drivers.sim.kind import sim_drivers
 from grasprt.profiles import SAWYER
@@ -84,6 +84,7 @@ def make_run(
     gap: str = "none",
     action_scale: float = 0.05,
     policy: PolicyFactory | None = None,
+    perception: PerceptionSettings | None = None,
 ) -> tuple[Run, Drivers, CountingRobot]:
     bundle = write_bundle(
         tmp_path / "bundle",
@@ -99,6 +100,9 @@ def make_run(
         max_steps=max_steps,
         record=str(tmp_path / "run.mcap") if record else None,
         watchdog=watchdog or WatchdogSettings(),
+        # The synthetic controllers here swing the camera off the sphere, and the
+        # perception gate would rightly hold them; its own tests: test_perception.py.
+        perception=perception or PerceptionSettings(enabled=False),
     )
     sim = SimConfig(gap=gap_preset(gap), faults=faults or FaultConfig())
     drivers = sim_drivers(cfg, load_bundle(bundle), sim)

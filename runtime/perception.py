@@ -1,0 +1,223 @@
+"""The perception-health gate: is the segmenter's mask fit to act on?
+
+The controller acts on whatever mask it is given; a mask that looks wrong is a reason
+to hold, like a stale frame. Four checks, each a named reason in the cycle record and
+the run's summary (`perception_holds`):
+
+    lost    the mask has been empty `lost_cycles` cycles in a row after the target was
+            seen this episode
+    blobs   a second blob of at least `min_blob_px` and `blob_ratio` of the target's,
+            where the target could be: two candidates the gate cannot tell apart
+            (8-connected components, cv2.connectedComponents). With `edge_rivals`
+            off (the default) a blob that touches the mask's border is no rival: an
+            object cut by the edge of the view, whose size says nothing (the reference
+            bundle's distractors come into view there, docs/perception.md)
+    area    the mask's area, as a fraction of its pixels, outside the bundle's
+            provenance `mask_area` range, else `[perception] area`, else (0, 0.25]
+    jump    no blob lies where the target could be: further from the last accepted
+            centroid than the arm could have moved the image of a still target
+
+The target is tracked: once a mask was accepted, its blob is the largest one within
+the jump bound of the last accepted centroid. A blob beyond the bound cannot be the
+target (a distractor coming into view) and is no rival; before the first accepted mask
+every blob is a candidate.
+
+The jump bound, from the measured joint positions (so it needs no model of the arm's
+dynamics). Between two cycles each joint i turns by |dq_i| about its axis, which
+passes through its link frame's origin o_i. The camera then turns by at most
+sum |dq_i| (a composition of rotations turns by no more than the sum of its angles) and
+moves by at most sum |dq_i| * rho_i, rho_i = |p_camera - o_i| (to first order in dq).
+The bearing of a still point at least `near_m` from the camera changes by at most
+
+    beta = sum |dq_i| + sum |dq_i| rho_i / near_m  (+ target_speed * dt / near_m)
+
+and within the image, where a ray at angle a from the optical axis lands at f tan a,
+a bearing change beta moves the pixel by at most f (1 + tan^2 a_max) beta, a_max the
+angle of the image corner furthest from the principal point (the largest derivative of
+f tan a inside the field of view; the path between two in-view bearings stays in view).
+Frames and states are not taken at the same instant, so one more cycle's worth of motion
+(the largest single-cycle beta since the reference) is added, and `jitter_px` for the
+segmentation's own noise. The bound is loose while the arm moves fast and tight while it
+is still: it catches a mask that leaves its target for another while the arm hardly
+moves, the case none of the other checks sees.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from grasprt.config import PerceptionSettings
+from grasprt.kinematics import Kinematics
+from grasprt.types import Intrinsics
+
+CHECKS = ("lost", "blobs", "area", "jump")
+# Any non-empty mask up to a quarter of the view: a segmenter that lights up most of
+# the image is not seeing one sphere.
+DEFAULT_AREA = (0.0, 0.25)
+
+
+@dataclass(frozen=True)
+class PerceptionHold:
+    check: str  # one of CHECKS
+    detail: str
+
+    @property
+    def reason(self) -> str:
+        return f"perception: {self.check} ({self.detail})"
+
+
+def mask_gain(camera: Intrinsics, height: int, width: int) -> float:
+    """Mask pixels per radian of bearing change, at worst: f (1 + tan^2 a_max)."""
+    sx, sy = width / camera.width, height / camera.height
+    fx, fy = camera.fx * sx, camera.fy * sy
+    cx, cy = (camera.cx + 0.5) * sx - 0.5, (camera.cy + 0.5) * sy - 0.5
+    corners = [(-0.5, -0.5), (width - 0.5, -0.5), (-0.5, height - 0.5), (width - 0.5, height - 0.5)]
+    tan_max = max(math.hypot((x - cx) / fx, (y - cy) / fy) for x, y in corners)
+    return max(fx, fy) * (1.0 + tan_max**2)
+
+
+def bearing_step(kin: Kinematics, q0: np.ndarray, q1: np.ndarray, near_m: float) -> float:
+    """The most a still point's bearing (rad) can change from the camera at q0 to q1."""
+    dq = np.abs(np.asarray(q1, dtype=np.float64) - np.asarray(q0, dtype=np.float64))
+    rho = np.maximum(_lever_arms(kin, q0), _lever_arms(kin, q1))
+    return float(dq.sum() + (dq * rho).sum() / near_m)
+
+
+def _lever_arms(kin: Kinematics, q: np.ndarray) -> np.ndarray:
+    poses = kin.poses(np.asarray(q, dtype=np.float64))
+    cam = poses.camera[:3, 3]
+    return np.array([np.linalg.norm(cam - link[:3, 3]) for link in poses.links])
+
+
+@dataclass(frozen=True)
+class Blobs:
+    areas: np.ndarray  # descending, px
+    centroids: np.ndarray  # (k, 2) (x, y) mask px, in the same order
+    total: int
+    edge: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # touches the border
+
+    @property
+    def centroid(self) -> tuple[float, float] | None:
+        """The largest blob's centroid; None: an empty mask."""
+        if self.areas.size == 0:
+            return None
+        return float(self.centroids[0, 0]), float(self.centroids[0, 1])
+
+
+def blobs(mask: np.ndarray) -> Blobs:
+    m = np.ascontiguousarray(mask > 0.5, dtype=np.uint8)
+    n, _, stats, centroids = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if n <= 1:
+        return Blobs(np.zeros(0, dtype=np.int64), np.zeros((0, 2)), 0)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    order = np.argsort(-areas, kind="stable")
+    x, y = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
+    w, h = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
+    edge = (x == 0) | (y == 0) | (x + w == m.shape[1]) | (y + h == m.shape[0])
+    return Blobs(areas[order], centroids[1:][order], int(areas.sum()), edge[order])
+
+
+class PerceptionGate:
+    """One episode's checks; :meth:`check` once per cycle, before the controller acts."""
+
+    def __init__(
+        self,
+        settings: PerceptionSettings,
+        kin: Kinematics,
+        camera: Intrinsics,
+        mask_shape: tuple[int, int],
+        bundle_area: tuple[float, float] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kin = kin
+        self.mask_shape = mask_shape
+        self.gain = mask_gain(camera, *mask_shape)
+        self.area = settings.area or bundle_area or DEFAULT_AREA
+        self.reset()
+
+    def reset(self) -> None:
+        """A new episode: nothing seen yet."""
+        self._seen = False
+        self._empty = 0
+        self._ref: tuple[float, float] | None = None
+        self._ref_stamp = 0.0
+        self._beta = 0.0  # bearing bound accumulated since the reference centroid
+        self._beta_max = 0.0  # its largest single cycle
+        self._last_q: np.ndarray | None = None
+
+    def check(self, mask: np.ndarray, q: np.ndarray, stamp: float) -> PerceptionHold | None:
+        """None: act on this mask. `mask` is (H, W) or (1, 1, H, W); `q` measured now;
+        `stamp` the frame's capture time."""
+        if not self.settings.enabled:
+            return None
+        self._move(q)
+        found = blobs(np.reshape(mask, self.mask_shape))
+        if found.centroid is None:
+            if not self._seen:
+                return None
+            self._empty += 1
+            if self._empty >= self.settings.lost_cycles:
+                return PerceptionHold("lost", f"empty for {self._empty} cycles")
+            return None
+        self._empty = 0
+        hold = self._area(found)
+        if hold is None:
+            target, hold = self._track(found, stamp)
+            if hold is None:
+                self._seen = True
+                self._ref, self._ref_stamp = target, stamp
+                self._beta = self._beta_max = 0.0
+        return hold
+
+    def jump_bound_px(self, stamp: float) -> float:
+        """The largest centroid move (mask px) accepted now from the reference."""
+        s = self.settings
+        dt = max(0.0, stamp - self._ref_stamp)
+        beta = self._beta + self._beta_max + s.target_speed * dt / s.near_m
+        return self.gain * beta + s.jitter_px
+
+    def _move(self, q: np.ndarray) -> None:
+        q = np.asarray(q, dtype=np.float64)
+        if self._last_q is not None:
+            step = bearing_step(self.kin, self._last_q, q, self.settings.near_m)
+            self._beta += step
+            self._beta_max = max(self._beta_max, step)
+        self._last_q = q.copy()
+
+    def _area(self, found: Blobs) -> PerceptionHold | None:
+        low, high = self.area
+        frac = found.total / (self.mask_shape[0] * self.mask_shape[1])
+        if frac < low or frac > high:
+            return PerceptionHold("area", f"{frac:.4f} of the mask, outside [{low:g}, {high:g}]")
+        return None
+
+    def _track(
+        self, found: Blobs, stamp: float
+    ) -> tuple[tuple[float, float], PerceptionHold | None]:
+        """The target's blob (its centroid), or why the mask is refused."""
+        s = self.settings
+        candidates = np.arange(found.areas.size)
+        if self._ref is not None:
+            bound = self.jump_bound_px(stamp)
+            dist = np.hypot(*(found.centroids - np.asarray(self._ref)).T)
+            candidates = np.flatnonzero(dist <= bound)
+            if candidates.size == 0:
+                detail = f"nearest blob {dist.min():.1f} px from the target, bound {bound:.1f}"
+                return self._ref, PerceptionHold("jump", detail)
+        main = candidates[0]  # areas are sorted: the largest candidate
+        big = found.areas[main]
+        others = candidates[1:]
+        if not s.edge_rivals:
+            others = others[~found.edge[others]]
+        rivals = found.areas[others]
+        rivals = rivals[(rivals >= s.min_blob_px) & (rivals >= s.blob_ratio * big)]
+        if rivals.size:
+            sizes = ", ".join(str(int(a)) for a in [big, *rivals])
+            return self._ref or (0.0, 0.0), PerceptionHold(
+                "blobs", f"{1 + rivals.size} blobs of {sizes} px"
+            )
+        return (float(found.centroids[main, 0]), float(found.centroids[main, 1])), None

@@ -148,6 +148,7 @@ def eval_cmd(json_path: str | None, plot_path: str | None, quiet: bool, **params
         except ModuleNotFoundError:
             raise ConfigError("--plot needs matplotlib: pip install 'grasprt[plot]'") from None
     cfg = load_config(params, defaults={"clock": "sim"})
+    _check_mount(cfg)
     s = settings_of(cfg)
     if not quiet:
         click.echo(
@@ -168,6 +169,18 @@ def eval_cmd(json_path: str | None, plot_path: str | None, quiet: bool, **params
         # What finished is printed and written above; the status says it is partial.
         click.echo(f"stopped by {report.stopped}: {summary['attempts']} attempts finished")
         sys.exit(128 + int(signal.Signals[report.stopped]))
+
+
+def _check_mount(cfg: Any) -> None:
+    """A bad --mount is refused before the header, in one line, as run refuses it."""
+    if not cfg.mount:
+        return
+    from grasprt.bundle import load_bundle
+    from grasprt.calibration.mount import check_translation, load_mount
+    from grasprt.profiles import get_profile
+
+    mount = load_mount(cfg.mount, get_profile(load_bundle(cfg.bundle).robot))
+    check_translation(mount, cfg.mount_max_offset_mm)
 
 
 def _progress(quiet: bool) -> Callable[[Any, int, int], None]:

@@ -100,10 +100,9 @@ def test_run_refuses_a_malformed_mount(tmp_path: Path) -> None:
     bad.write_text("robot: sawyer\nparent: right_l5\nxyz: [1, 2]\nrpy: [0, 0, 0]\n")
     line = one_line_error(grasprt("run", "--clock", "sim", "--mount", str(bad)))
     assert "xyz must be a list of 3 numbers" in line
-    # eval (after its header line) and bench read it the same way, before anything runs.
-    proc = grasprt("eval", "--grid", "1", "--repeats", "1", "--mount", str(bad))
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].endswith("calibrate-hand-eye writes")
+    # eval and bench read it the same way, before anything runs: one line too.
+    line = one_line_error(grasprt("eval", "--grid", "1", "--repeats", "1", "--mount", str(bad)))
+    assert line.endswith("calibrate-hand-eye writes")
 
 
 def test_board_not_seen(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from grasprt.errors import ConfigError
+from grasprt.figures import save_figure
 from grasprt.options import (
     config_option,
     inference_options,
@@ -216,12 +217,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     bottom.set_yscale("symlog", linthresh=1.0)
     bottom.legend(fontsize=8, loc="upper right")
     bottom.set_title("cycle timeline")
-    try:
-        fig.savefig(path, dpi=110)
-    except OSError as e:
-        raise ConfigError(f"--plot {path}: cannot write ({e.strerror})") from None
-    finally:
-        plt.close(fig)
+    save_figure(fig, str(path), dpi=110)
 
 
 @click.command(

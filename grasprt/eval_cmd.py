@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from grasprt.errors import ConfigError
+from grasprt.figures import save_figure
 from grasprt.options import (
     config_option,
     inference_options,
@@ -87,12 +88,7 @@ def plot_success_map(s: dict[str, Any], out: str) -> None:
     ax.set_aspect("equal")
     ax.set_title(f"success {s['successes']}/{s['attempts']} = {s['success_rate']:.2f}", fontsize=10)
     fig.tight_layout()
-    try:
-        fig.savefig(out, dpi=100)
-    except OSError as e:
-        raise ConfigError(f"--plot {out}: cannot write ({e.strerror})") from None
-    finally:
-        plt.close(fig)
+    save_figure(fig, str(out), dpi=100)
 
 
 @click.command(

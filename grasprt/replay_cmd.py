@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from grasprt.errors import ConfigError
+from grasprt.figures import save_figure
 from grasprt.run_cmd import write_json
 
 
@@ -55,12 +56,7 @@ def write_plot(path: str, report: Any) -> None:
     ax[2].legend()
     fig.suptitle(f"replay of {report.record} through {report.bundle}")
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=100)
-    except OSError as e:
-        raise ConfigError(f"--plot {path}: cannot write ({e.strerror})") from None
-    finally:
-        plt.close(fig)
+    save_figure(fig, str(path), dpi=100)
 
 
 @click.command(

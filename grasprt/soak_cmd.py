@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from grasprt.errors import ConfigError
+from grasprt.figures import save_figure
 from grasprt.options import config_option, load_config, robot_options, timing_options
 
 
@@ -72,12 +73,7 @@ def plot(r: dict[str, Any], path: str) -> None:
     axes[3].set_xlabel("cycle")
     axes[3].legend(fontsize=8)
     fig.suptitle(f"grasprt soak: {r['cycles']} cycles, {r['clock']} clock")
-    try:
-        fig.savefig(path, dpi=100)
-    except OSError as e:
-        raise ConfigError(f"--plot {path}: cannot write ({e.strerror})") from None
-    finally:
-        plt.close(fig)
+    save_figure(fig, str(path), dpi=100)
 
 
 @click.command(

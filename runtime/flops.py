@@ -19,6 +19,8 @@ import numpy as np
 import onnx
 from onnx import shape_inference
 
+from grasprt.runtime.cpu import parse_cpuinfo
+
 
 def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     """Every tensor's shape we can know; a symbolic dimension counts as 1 (batch)."""
@@ -94,25 +96,6 @@ class CpuPeak:
         )
 
 
-def _cpuinfo(text: str) -> tuple[set[str], float | None, str]:
-    flags: set[str] = set()
-    mhz: float | None = None
-    model = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "flags" and not flags:
-            flags = set(value.split())
-        elif key == "cpu MHz" and mhz is None:
-            try:
-                mhz = float(value)
-            except ValueError:
-                mhz = None
-        elif key == "model name" and not model:
-            model = value.strip()
-    return flags, mhz, model
-
-
 def flop_per_cycle(flags: set[str]) -> tuple[int, str]:
     """fp32 FLOP per cycle per core: 2 FMA units x lanes x 2 (multiply and add)."""
     if "avx512f" in flags:
@@ -140,7 +123,7 @@ def cpu_peak(
             max_freq_khz = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()
         except OSError:
             max_freq_khz = ""
-    flags, mhz, _ = _cpuinfo(cpuinfo)
+    flags, mhz, _ = parse_cpuinfo(cpuinfo)
     fpc, vector = flop_per_cycle(flags)
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1

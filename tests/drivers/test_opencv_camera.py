@@ -107,13 +107,16 @@ def test_end_of_file_stops_and_keeps_the_last_frame(clip: Path, camera_factory: 
 def test_loop_starts_the_file_again(clip: Path, camera_factory: list) -> None:
     cam = open_file(camera_factory, clip, pace=False, loop=True)
     seen = [cam.wait_for_frame()]
-    while cam.stats.frames < 75:
+    wraps = 0
+    # Read until the file has visibly started again twice. An unpaced camera outruns a
+    # reader on a loaded machine (it keeps only the newest frame), so count wraps in
+    # what was seen rather than expect to see a fixed share of the frames.
+    while wraps < 2:
+        assert cam.stats.frames < 2000, "the file did not start again"
         frame = cam.wait_for_frame(seen[-1].seq)
-        assert frame is not None
+        assert frame is not None  # a file that ended instead of looping
+        wraps += frame_index(frame.image) < frame_index(seen[-1].image)
         seen.append(frame)
-    indices = [frame_index(f.image) for f in seen]
-    wraps = sum(b < a for a, b in itertools.pairwise(indices))
-    assert wraps >= 2
     assert not cam.stats.ended
     assert [f.seq for f in seen] == sorted({f.seq for f in seen})
 

@@ -82,15 +82,21 @@ def mask_gain(camera: Intrinsics, height: int, width: int) -> float:
 
 def bearing_step(kin: Kinematics, q0: np.ndarray, q1: np.ndarray, near_m: float) -> float:
     """The most a still point's bearing (rad) can change from the camera at q0 to q1."""
+    return _bearing(q0, q1, _lever_arms(kin, q0), _lever_arms(kin, q1), near_m)
+
+
+def _bearing(
+    q0: np.ndarray, q1: np.ndarray, rho0: np.ndarray, rho1: np.ndarray, near_m: float
+) -> float:
     dq = np.abs(np.asarray(q1, dtype=np.float64) - np.asarray(q0, dtype=np.float64))
-    rho = np.maximum(_lever_arms(kin, q0), _lever_arms(kin, q1))
-    return float(dq.sum() + (dq * rho).sum() / near_m)
+    return float(dq.sum() + (dq * np.maximum(rho0, rho1)).sum() / near_m)
 
 
 def _lever_arms(kin: Kinematics, q: np.ndarray) -> np.ndarray:
+    """The camera's distance to each joint's origin at `q`."""
     poses = kin.poses(np.asarray(q, dtype=np.float64))
-    cam = poses.camera[:3, 3]
-    return np.array([np.linalg.norm(cam - link[:3, 3]) for link in poses.links])
+    origins = np.stack([link[:3, 3] for link in poses.links])
+    return np.linalg.norm(origins - poses.camera[:3, 3], axis=1)
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,7 @@ class PerceptionGate:
         self._beta = 0.0  # bearing bound accumulated since the reference centroid
         self._beta_max = 0.0  # its largest single cycle
         self._last_q: np.ndarray | None = None
+        self._last_rho: np.ndarray | None = None
 
     def check(self, mask: np.ndarray, q: np.ndarray, stamp: float) -> PerceptionHold | None:
         """None: act on this mask. `mask` is (H, W) or (1, 1, H, W); `q` measured now;
@@ -181,12 +188,14 @@ class PerceptionGate:
         return self.gain * beta + s.jitter_px
 
     def _move(self, q: np.ndarray) -> None:
+        # One forward kinematics a cycle: the last cycle's lever arms are kept.
         q = np.asarray(q, dtype=np.float64)
+        rho = _lever_arms(self.kin, q)
         if self._last_q is not None:
-            step = bearing_step(self.kin, self._last_q, q, self.settings.near_m)
+            step = _bearing(self._last_q, q, self._last_rho, rho, self.settings.near_m)
             self._beta += step
             self._beta_max = max(self._beta_max, step)
-        self._last_q = q.copy()
+        self._last_q, self._last_rho = q.copy(), rho
 
     def _area(self, found: Blobs) -> PerceptionHold | None:
         low, high = self.area

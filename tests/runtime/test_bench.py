@@ -161,7 +161,9 @@ def test_bench_fast_loop_stage_times_add_up_to_the_cycle(
     sums = np.nansum(run.stage_ms[ok], axis=1)
     gap = run.cycle_ms[ok] - sums
     assert np.all(gap >= 0)
-    assert np.all(gap <= 0.05 * run.cycle_ms[ok] + 0.5)
+    # Untimed work would show in every cycle; a cycle the OS preempted between two marks
+    # shows alone (it failed CI so, once in 60 cycles): allow two such of 60.
+    assert np.count_nonzero(gap > 0.05 * run.cycle_ms[ok] + 0.5) <= 2
     # The work per cycle is the count worked out from the layer shapes, fused or not.
     assert r["gflops_by_model"] == {"segmenter": SEG_FLOPS / 1e9, "controller": CTL_FLOPS / 1e9}
     assert r["gflops_per_cycle"] == pytest.approx((SEG_FLOPS + CTL_FLOPS) / 1e9, rel=1e-12)

@@ -82,9 +82,11 @@ placeholder: $(VENV)/.dev
 	$(BIN)/python -m grasprt.export.placeholder --out models/placeholder
 
 # The reference bundle's whole recipe, from a clean checkout: segmenter, DAgger, export,
-# the evaluations and the model card (~75 min on 2 cores; stages resume from build/).
+# the evaluations and the model card (~75 min on 2 cores; stages resume from build/),
+# then the MuJoCo stage (DAgger continued in both simulators, evaluated in both).
 reference: $(VENV)/.dev
 	$(BIN)/python -m grasprt.export.reference.build --out models/reference --seed 0 --jobs $(JOBS)
+	$(BIN)/python -m grasprt.export.reference.mujoco_stage --from models/reference --seed 0 --jobs $(JOBS)
 
 clean:
 	rm -rf $(VENV) $(ROS_VENV) $(ROS_BUILD) $(OUT) .pytest_cache .ruff_cache *.egg-info

@@ -35,7 +35,9 @@ class RobotKind:
     def settings_type(self) -> type:
         return resolve(self.settings)
 
-    def builder(self) -> Callable[[RunConfig, Bundle], Drivers]:
+    def builder(self) -> Callable[..., Drivers]:
+        """(cfg, bundle) -> Drivers; a simulated kind's takes a third, `sim`: a
+        SimConfig in place of its settings' (training draws its own per episode)."""
         return resolve(self.build)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from grasprt.config import RunConfig, build_run_config
 from grasprt.drivers.registry import build_drivers, check_run, robot_kind, robot_settings_types
 from grasprt.drivers.sim.config import SceneConfig, SimSettings
-from grasprt.drivers.sim.kind import SIM_MAX_STEPS, sim_drivers
+from grasprt.drivers.sim.kind import SIM_MAX_STEPS
 from grasprt.errors import ConfigError
 from grasprt.runtime.runner import PolicyFactory, Run
 
@@ -258,9 +258,11 @@ def _one_attempt(
         if sim is None:
             drivers = build_drivers(cfg, bundle)  # checks the run against the robot kind
         else:
-            # Training's own dynamics gap replaces [sim]'s (DAgger draws one per episode).
-            check_run(cfg, robot_kind(cfg.robot), bundle)
-            drivers = sim_drivers(cfg, bundle, sim)
+            # Training's own dynamics gap replaces [sim]'s (DAgger draws one per episode);
+            # every simulated kind's builder takes it (sim_drivers, mujoco_drivers).
+            kind = robot_kind(cfg.robot)
+            check_run(cfg, kind, bundle)
+            drivers = kind.builder()(cfg, bundle, sim)
         world = drivers.world
         drivers.setup_episode = lambda n: world.reset(a.seed, sphere_xy=(a.x, a.y))
         return drivers

@@ -199,6 +199,16 @@ class PerceptionSettings:
     # Hold once the mask has been empty this many cycles in a row after the target was
     # seen this episode (the arm would otherwise act on nothing).
     lost_cycles: int = 3
+    # Not while the measured gripper is at least this closed (0 open, 1 closed): closed
+    # fingers hide what they hold from a wrist camera (MuJoCo's Sawyer: 0.70 on the
+    # sphere), so an empty mask then is no sign of a lost target. 1.0 keeps the rule on
+    # even closed on nothing.
+    lost_ignored_closed: float = 0.5
+    # An empty mask when the target was last seen at the edge of the robot's own hand
+    # (where the camera gives the hand's footprint: MuJoCo's fingers) is the target gone
+    # behind it: no hold for this many cycles (the arm moving on brings it back; holding
+    # still keeps it hidden), then `lost` as usual.
+    hidden_cycles: int = 30
     # A second blob this large (px of the mask) and at least `blob_ratio` of the
     # target's, where the target could be, is a second candidate: hold. Specks below
     # either, and blobs beyond the jump bound of the tracked target, are ignored.
@@ -225,6 +235,8 @@ class PerceptionSettings:
                 f"[perception] edge_rivals must be true or false, got {self.edge_rivals!r}"
             )
         check_number(p, "lost_cycles", self.lost_cycles, low=1, whole=True)
+        check_number(p, "lost_ignored_closed", self.lost_ignored_closed, low=0, high=1)
+        check_number(p, "hidden_cycles", self.hidden_cycles, low=0, whole=True)
         check_number(p, "min_blob_px", self.min_blob_px, low=1, whole=True)
         check_number(p, "blob_ratio", self.blob_ratio, low=0, high=1, low_open=True)
         if self.area is not None:

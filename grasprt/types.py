@@ -101,6 +101,10 @@ class Frame:
     truth_mask: np.ndarray | None = None  # 100 x 100 float32 in {0, 1}
     # The device's own timestamp (seconds, its clock), kept for records and drift checks.
     device_stamp: float | None = None
+    # Where the robot's own hand covers the view, on the mask's grid (100 x 100 bool),
+    # when the camera knows it (MuJoCo's fingers): the perception gate tells a target
+    # gone behind the hand from a lost one.
+    hand_mask: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

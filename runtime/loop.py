@@ -328,7 +328,9 @@ class ControlLoop:
         obs = Observation(view, r.state.q, r.state.gripper, r.frame.truth_mask)
         action = self.policy.step(obs, self.timer.mark)
         # The mask is checked before its action is used; a hold never reaches the limiter.
-        held = self.perception.check(self.policy.mask, r.state.q, r.frame.stamp)
+        held = self.perception.check(
+            self.policy.mask, r.state.q, r.frame.stamp, r.state.gripper, r.frame.hand_mask
+        )
         limited = None if held else self.limiter.apply(r.state.q, action, self.action_scale)
         self.timer.mark("limiter")
         return _Decision(action, self.policy.mask, limited, perception=held)

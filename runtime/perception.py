@@ -5,7 +5,12 @@ to hold, like a stale frame. Four checks, each a named reason in the cycle recor
 the run's summary (`perception_holds`):
 
     lost    the mask has been empty `lost_cycles` cycles in a row after the target was
-            seen this episode
+            seen this episode, the gripper open (below `lost_ignored_closed`: closed
+            fingers hide what they hold). Where the camera knows the hand's own
+            footprint in the view (`Frame.hand_mask`), a target last seen at its
+            edge has gone behind the hand, not away: up to `hidden_cycles` such
+            cycles are no loss (the arm moving on brings it back into view; holding
+            still would keep it hidden)
     blobs   a second blob of at least `min_blob_px` and `blob_ratio` of the target's,
             where the target could be: two candidates the gate cannot tell apart
             (8-connected components, cv2.connectedComponents). With `edge_rivals`
@@ -127,6 +132,10 @@ def blobs(mask: np.ndarray) -> Blobs:
     return Blobs(areas[order], centroids[1:][order], int(areas.sum()), edge[order])
 
 
+def _nearest(found: Blobs, point: tuple[float, float]) -> int:
+    return int(np.argmin(np.hypot(*(found.centroids - np.asarray(point)).T)))
+
+
 class PerceptionGate:
     """One episode's checks; :meth:`check` once per cycle, before the controller acts."""
 
@@ -150,15 +159,23 @@ class PerceptionGate:
         self._seen = False
         self._empty = 0
         self._ref: tuple[float, float] | None = None
+        self._ref_px = 0.0  # the accepted target's area
         self._ref_stamp = 0.0
         self._beta = 0.0  # bearing bound accumulated since the reference centroid
         self._beta_max = 0.0  # its largest single cycle
         self._last_q: np.ndarray | None = None
         self._last_rho: np.ndarray | None = None
 
-    def check(self, mask: np.ndarray, q: np.ndarray, stamp: float) -> PerceptionHold | None:
-        """None: act on this mask. `mask` is (H, W) or (1, 1, H, W); `q` measured now;
-        `stamp` the frame's capture time."""
+    def check(
+        self,
+        mask: np.ndarray,
+        q: np.ndarray,
+        stamp: float,
+        gripper: float = 0.0,
+        hand: np.ndarray | None = None,
+    ) -> PerceptionHold | None:
+        """None: act on this mask. `mask` is (H, W) or (1, 1, H, W); `q` and `gripper`
+        measured now; `stamp` the frame's capture time; `hand` the frame's hand mask."""
         if not self.settings.enabled:
             return None
         self._move(q)
@@ -167,9 +184,10 @@ class PerceptionGate:
             if not self._seen:
                 return None
             self._empty += 1
-            if self._empty >= self.settings.lost_cycles:
-                return PerceptionHold("lost", f"empty for {self._empty} cycles")
-            return None
+            closed = gripper >= self.settings.lost_ignored_closed
+            if self._empty < self.settings.lost_cycles or closed or self._behind_hand(hand):
+                return None
+            return PerceptionHold("lost", f"empty for {self._empty} cycles")
         self._empty = 0
         hold = self._area(found)
         if hold is None:
@@ -177,8 +195,20 @@ class PerceptionGate:
             if hold is None:
                 self._seen = True
                 self._ref, self._ref_stamp = target, stamp
+                self._ref_px = float(found.areas[_nearest(found, target)])
                 self._beta = self._beta_max = 0.0
         return hold
+
+    def _behind_hand(self, hand: np.ndarray | None) -> bool:
+        """The target vanished at the hand's edge, at most `hidden_cycles` ago: within
+        its own radius plus `jitter_px` of the last accepted centroid, the hand covers
+        some cell."""
+        if hand is None or self._ref is None or self._empty > self.settings.hidden_cycles:
+            return False
+        reach = math.sqrt(self._ref_px / math.pi) + self.settings.jitter_px
+        rows, cols = np.nonzero(np.reshape(hand, self.mask_shape))
+        cx, cy = self._ref
+        return bool(np.any((cols - cx) ** 2 + (rows - cy) ** 2 <= reach * reach))
 
     def jump_bound_px(self, stamp: float) -> float:
         """The largest centroid move (mask px) accepted now from the reference."""

@@ -15,7 +15,11 @@ What this module adds is what robosuite's environments would add around it:
 - the fingers mounted one slot further in (`FINGER_SLOT_M` each): as shipped, robosuite's
   closed fingers leave a 13.4 mm gap, and the 13.7 mm sphere would be pinched by 0.3 mm;
   the Rethink gripper's fingers mount in slots chosen for the object, and one slot in
-  they close to a 0.5 mm gap, as the profile's gripper (closed = 0) expects.
+  they close to a 0.5 mm gap, as the profile's gripper (closed = 0) expects;
+- the gripper turned `GRIPPER_ROLL_RAD` about the hand's axis on its flange, so that the
+  wrist camera looks between the fingers: mounted as robosuite ships it, one finger
+  crosses the camera's line of sight to the grasp point for whole stretches of the
+  descent (docs/mujoco.md, `tools/mujoco_gripper_roll.py`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,14 @@ TARGET = "target"
 TABLE = "table"
 # Reflected rotor inertia per joint (kg m^2): a plausible gear-motor figure, not Rethink's.
 ARMATURE = (0.5, 0.5, 0.3, 0.3, 0.1, 0.1, 0.05)
+# The gripper's turn on the flange (rad about the hand's z). The camera sits on right_l5,
+# behind j6, so the turn of the fingers against the camera's offset is j6 plus this.
+# Measured (tools/mujoco_gripper_roll.py: tips 3-14 cm over mid-workspace, the sphere
+# at 81 places around): no turn clears the view everywhere (5-9 % of in-view places are
+# hidden at every turn), but within 5 cm of the tips, where the grasp is decided, the
+# sphere is hidden at 24 % of places as robosuite mounts it and 11 % at +0.6 rad, the
+# least of the sweep's 16 turns (+0.8 ties).
+GRIPPER_ROLL_RAD = 0.6
 # Each finger this much nearer the middle than robosuite mounts it (m).
 FINGER_SLOT_M = 0.0065
 # The fingers' squeeze (N): robosuite's 20 N limit presses a 2 g ball deep into MuJoCo's
@@ -116,7 +128,8 @@ def _compile(table_z: float, sphere_radius: float, clutter: tuple[Ball | Disc, .
     robot_xml, gripper_xml = robosuite_assets()
     spec = mj.MjSpec.from_file(str(robot_xml))
     gripper = mj.MjSpec.from_file(str(gripper_xml))
-    spec.body("right_hand").add_frame().attach_body(
+    roll = GRIPPER_ROLL_RAD / 2.0
+    spec.body("right_hand").add_frame(quat=[np.cos(roll), 0.0, 0.0, np.sin(roll)]).attach_body(
         gripper.body("gripper_base"), GRIPPER_PREFIX, ""
     )
     _physics_options(mj, spec)

@@ -20,7 +20,7 @@ import threading
 import numpy as np
 
 from grasprt.clock import SimClock
-from grasprt.drivers.sim.mask import truth_mask
+from grasprt.drivers.sim.mask import hand_mask, truth_mask
 from grasprt.drivers.sim.optics import View
 from grasprt.drivers.sim.render import Renderer
 from grasprt.drivers.sim.world import SimWorld
@@ -111,9 +111,13 @@ class SimWristCamera:
             self._rng = np.random.default_rng(snap.look.noise_seed)
         image = self.renderer.render(snap, self._rng)
         model_view = View.of(self.model_intrinsics, snap.camera_pose)
-        mask = truth_mask(model_view, snap.target.centre, snap.target.radius)
+        mask = truth_mask(model_view, snap.target.centre, snap.target.radius, snap.hand_parts)
+        hand = hand_mask(model_view, snap.hand_parts) if snap.hand_parts else None
         self._seq += 1
-        return Frame(image=image, stamp=snap.t, seq=self._seq, truth_mask=mask, device_stamp=snap.t)
+        return Frame(
+            image=image, stamp=snap.t, seq=self._seq, truth_mask=mask, device_stamp=snap.t,
+            hand_mask=hand,
+        )  # fmt: skip
 
     def _run(self) -> None:
         period = 1.0 / self.fps

@@ -95,6 +95,26 @@ def sphere_hits(x: np.ndarray, y: np.ndarray, centre_cam: np.ndarray, radius: fl
     return ray_sphere(x, y, centre_cam, radius)[0]
 
 
+def ray_box_hits(
+    x: np.ndarray, y: np.ndarray, centre_cam: np.ndarray, rot_cam: np.ndarray, half: np.ndarray
+) -> np.ndarray:
+    """Which rays (x, y, 1) from the camera centre pass through a box (slab test): its
+    centre and axes (columns of `rot_cam`) in the optical frame, its half extents."""
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    d = np.stack([np.broadcast_to(x, shape), np.broadcast_to(y, shape), np.ones(shape)], -1)
+    d_box = d @ rot_cam  # ray directions along the box's axes
+    o_box = -centre_cam @ rot_cam  # the camera centre in the box's frame
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t0 = (-half - o_box) / d_box
+        t1 = (half - o_box) / d_box
+    # A direction parallel to a slab: inside it (all t) or outside it (no t).
+    inside = np.abs(o_box) <= half
+    lo = np.where(np.isfinite(t0), np.minimum(t0, t1), np.where(inside, -np.inf, np.inf))
+    hi = np.where(np.isfinite(t0), np.maximum(t0, t1), np.where(inside, np.inf, -np.inf))
+    near, far = lo.max(axis=-1), hi.min(axis=-1)
+    return (near <= far) & (far > 0.0)
+
+
 def block_mean(a: np.ndarray, k: int) -> np.ndarray:
     """Mean over non-overlapping k x k blocks (leading two axes divisible by k)."""
     h, w = a.shape[0] // k, a.shape[1] // k

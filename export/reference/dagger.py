@@ -283,10 +283,12 @@ def collect(
     cfg: DaggerConfig,
     rng: np.random.Generator,
     data: Dataset,
+    robot: str = "sim",
 ) -> dict[str, Any]:
-    """Run one iteration's episodes, each with its own gap and sphere; label all states."""
+    """Run one iteration's episodes on simulated `robot`, each with its own gap and
+    sphere; label all states."""
     x0, x1, y0, y1 = SceneConfig().workspace
-    run_cfg = eval_config(bundle, max_steps=cfg.max_steps, gt_mask=True)
+    run_cfg = eval_config(bundle, robot=robot, max_steps=cfg.max_steps, gt_mask=True)
     before = len(data)
     outcomes: list[bool] = []
     while len(data) - before < cfg.frames_per_iteration:
@@ -388,15 +390,18 @@ def fit_normalisation(data: Dataset) -> tuple[np.ndarray, np.ndarray]:
     return offset.astype(np.float32), scale.astype(np.float32)
 
 
-def validate(bundle: str, policy: ControllerGraph, cfg: DaggerConfig) -> dict[str, float]:
-    """Success of `policy` under each `VALIDATION` setting, true masks, the real loop.
+def validate(
+    bundle: str, policy: ControllerGraph, cfg: DaggerConfig, robot: str = "sim"
+) -> dict[str, float]:
+    """Success of `policy` under each `VALIDATION` setting on simulated `robot`, true
+    masks, the real loop.
 
     Positions and seeds come from a stream of their own, restarted for each call: every
     candidate meets the same attempts, and none is an attempt of the evaluation grid.
     """
     x0, x1, y0, y1 = SceneConfig().workspace
     rng = np.random.default_rng([cfg.seed, 0x5E1EC7, 0])
-    run_cfg = eval_config(bundle, max_steps=cfg.max_steps, gt_mask=True)
+    run_cfg = eval_config(bundle, robot=robot, max_steps=cfg.max_steps, gt_mask=True)
     rates = {}
     for name, gap, moving in VALIDATION:
         attempts = [

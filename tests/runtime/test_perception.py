@@ -64,6 +64,40 @@ def test_lost_holds_after_n_empty_cycles_once_seen_and_recovers() -> None:
     assert got == [None, None, None, "lost", "lost", None]
 
 
+def test_closed_fingers_hide_the_target_without_a_lost_hold() -> None:
+    # Seen, then the hand closes on it (gripper 0.7): empty masks are what closed fingers
+    # show. Reopened (gripper 0.1) with nothing in view, the rule is back.
+    g = gate(lost_cycles=2)
+    masks = [disc(50, 50), EMPTY, EMPTY, EMPTY, EMPTY, EMPTY]
+    grips = [0.0, 0.7, 0.7, 0.7, 0.1, 0.1]
+    got = [g.check(m, NEUTRAL, 0.1 * i, gr) for i, (m, gr) in enumerate(zip(masks, grips))]
+    assert [None if h is None else h.check for h in got] == [None, None, None, None, "lost", "lost"]
+    strict = gate(lost_cycles=2, lost_ignored_closed=1.0)
+    got = [strict.check(m, NEUTRAL, 0.1 * i, 0.7) for i, m in enumerate(masks[:3])]
+    assert [None if h is None else h.check for h in got] == [None, None, "lost"]
+
+
+def hand_at(x0: int, x1: int) -> np.ndarray:
+    hand = np.zeros(SHAPE, dtype=bool)
+    hand[:, x0:x1] = True
+    return hand
+
+
+def test_a_target_gone_behind_the_hand_is_not_lost_for_hidden_cycles() -> None:
+    # Last seen at x = 50 (radius 2): a hand from x = 54 on touches it (2 + jitter 4 px).
+    g = gate(lost_cycles=2, hidden_cycles=3)
+    got = [g.check(disc(50, 50), NEUTRAL, 0.0)]
+    got += [g.check(EMPTY, NEUTRAL, 0.1 * i, 0.0, hand_at(54, 70)) for i in range(1, 6)]
+    assert [None if h is None else h.check for h in got] == [None, None, None, None, "lost", "lost"]
+
+
+def test_a_hand_elsewhere_in_the_view_does_not_excuse_a_lost_target() -> None:
+    g = gate(lost_cycles=2)
+    got = [g.check(disc(50, 50), NEUTRAL, 0.0)]
+    got += [g.check(EMPTY, NEUTRAL, 0.1 * i, 0.0, hand_at(60, 70)) for i in range(1, 4)]
+    assert [None if h is None else h.check for h in got] == [None, None, "lost", "lost"]
+
+
 def test_an_empty_mask_before_the_target_was_seen_is_not_lost() -> None:
     assert feed(gate(lost_cycles=2), [EMPTY] * 10) == [None] * 10
 
@@ -204,7 +238,7 @@ def test_perception_settings_are_validated_and_loaded(tmp_path: Path) -> None:
     f.write_text("[perception]\nenabled = false\nlost_cycles = 5\narea = [0.001, 0.2]\n")
     cfg = build_run_config(f, {})
     assert cfg.perception == PerceptionSettings(enabled=False, lost_cycles=5, area=(0.001, 0.2))
-    for bad in ("lost_cycles = 0", "blob_ratio = 1.5", "area = [0.3, 0.1]", "near_m = 0"):
+    for bad in ("lost_cycles = 0", "lost_ignored_closed = 1.5", "hidden_cycles = -1", "blob_ratio = 1.5", "area = [0.3, 0.1]", "near_m = 0"):
         f.write_text(f"[perception]\n{bad}\n")
         with pytest.raises(ConfigError, match=r"\[perception\]"):
             build_run_config(f, {})

@@ -136,3 +136,36 @@ def test_the_fingers_appear_in_the_wrist_camera_where_they_are():
     assert with_fingers[iv, iu].max() < 40  # a black finger
     assert without[iv, iu].min() > 60  # the table
 
+
+
+def test_the_true_mask_is_what_the_camera_sees_past_the_fingers():
+    """Turned so a finger crosses the line of sight, the true mask loses what the
+    rendered image loses (the sphere's yellow pixels), and the hand mask covers it."""
+    import cv2
+
+    from grasprt.drivers.sim.camera import SimWristCamera
+    from grasprt.drivers.sim.factory import default_intrinsics
+    from grasprt.drivers.sim.mask import truth_mask
+    from grasprt.drivers.sim.optics import View
+
+    w, _ = world()
+    intr = default_intrinsics()
+    cam = SimWristCamera(w, intr, intr, noise_std=0.0, threaded=False)
+    sphere = w.sphere_position()
+    hidden_somewhere = False
+    for turn in (0.0, -0.6, -1.0):
+        for height in (0.09, 0.05, 0.03):
+            q = solve_ik(w.kin, w.true_q(), sphere + [0, 0, height], frame="fingertips")
+            q[6] += turn
+            w._place(q)
+            frame = cam.capture()
+            snap = w.snapshot()
+            bare = truth_mask(View.of(intr, snap.camera_pose), sphere, w.sphere.radius) > 0.5
+            hsv = cv2.cvtColor(frame.image, cv2.COLOR_RGB2HSV)
+            yellow = (cv2.inRange(hsv, (20, 140, 60), (36, 255, 255)) > 0).astype(np.float32)
+            seen = cv2.resize(yellow, (100, 100), interpolation=cv2.INTER_AREA) >= 0.5
+            truth = frame.truth_mask > 0.5
+            assert (seen ^ truth).sum() <= 1, (turn, height)
+            assert not (bare & ~truth & ~frame.hand_mask).any()
+            hidden_somewhere |= bool((bare & ~truth).sum() >= 4)
+    assert hidden_somewhere  # the sweep does put a finger in the way

@@ -1,0 +1,415 @@
+"""The recipe's MuJoCo stage: DAgger continued in two simulators, from a built bundle.
+
+    python -m grasprt.export.reference.mujoco_stage --from models/reference --out models/reference
+
+The kinematic recipe (`build.py`) trains in grasprt's own simulator only; in MuJoCo,
+whose contacts, servo and fingers it never saw, its controller falls short (the note
+in docs/mujoco.md). This stage takes the bundle's controller as it is and goes on with
+DAgger: every iteration the current policy acts in MuJoCo (the fingers in the camera's
+view, the true mask what the camera sees past them) and in the kinematic simulator, the
+expert labels every state, the pool grows and the policy is trained on all of it
+(warm-started), so it learns the new physics without unlearning the old. Candidates are
+validated in both simulators; the best mean is exported with the bundle's own
+segmenter, evaluated in both and written into the model card.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from grasprt.bundle import load_bundle
+from grasprt.drivers.sim.expert import ExpertConfig
+from grasprt.evaluation.evaluate import eval_config
+from grasprt.export.models import Controller, ControllerGraph, Segmenter
+from grasprt.export.onnx_export import export_bundle
+from grasprt.export.reference.build import EVALS, _one_eval, install
+from grasprt.export.reference.dagger import (
+    DaggerConfig,
+    Dataset,
+    collect,
+    save_controller,
+    train,
+    validate,
+)
+
+SIMULATORS = ("mujoco", "sim")
+
+
+@dataclass(frozen=True)
+class MujocoStageConfig:
+    iterations: int = 6
+    # New labelled frames per iteration in each simulator: MuJoCo's physics is what is
+    # new; the kinematic frames keep what the policy already does there.
+    frames: tuple[tuple[str, int], ...] = (("mujoco", 2000), ("sim", 1000))
+    # Before the first iteration, the start policy acts this long in each simulator:
+    # the kinematic recipe's own pool is not kept, and without an anchor of kinematic
+    # states the first small pools pull the policy off what it does there (tried, seed
+    # 0: acting success in the kinematic sim fell from ~0.87 to 0.12-0.45 over six
+    # iterations without one).
+    anchor: tuple[tuple[str, int], ...] = (("mujoco", 2000), ("sim", 8000))
+    # The kinematic recipe's training: warm-started, but as many epochs at the same rate
+    # (8 epochs at 3e-4 were tried: the loss rose from 0.30 to 0.38 over six iterations,
+    # the policy underfitting a pool the start policy's own recipe fits to 0.14).
+    epochs: int = 15
+    final_epochs: int = 40
+    lr: float = 1e-3
+    # The best of the last `select_from` policies (and the start) on validation.
+    select_from: int = 3
+    validation_attempts: int = 20
+    seed: int = 0
+    threads: int = 2
+
+    def dagger(self, robot: str, anchor: bool = False) -> DaggerConfig:
+        """The kinematic recipe's DAgger settings, with this stage's sizes."""
+        base = DaggerConfig(seed=self.seed, threads=self.threads)
+        return replace(
+            base,
+            frames_per_iteration=dict(self.anchor if anchor else self.frames).get(robot, 0),
+            epochs=self.epochs,
+            lr=self.lr,
+            validation_attempts=self.validation_attempts,
+            select_from=min(self.select_from, base.iterations),
+        )
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> MujocoStageConfig:
+        """Tiny sizes for a smoke test (a useless policy, in a minute)."""
+        return cls(
+            iterations=1, frames=(("mujoco", 30), ("sim", 20)), anchor=(("sim", 20),),
+            epochs=1, final_epochs=1, select_from=1, validation_attempts=1, seed=seed,
+        )  # fmt: skip
+
+
+def onnx_weights(path: Path, prefix: str = "net.") -> dict[str, torch.Tensor]:
+    """The initializers of an exported graph that belong to its network, as a state_dict."""
+    model = onnx.load(str(path))
+    return {
+        init.name[len(prefix) :]: torch.from_numpy(numpy_helper.to_array(init).copy())
+        for init in model.graph.initializer
+        if init.name.startswith(prefix)
+    }
+
+
+def bundle_controller(bundle: Path) -> ControllerGraph:
+    """The bundle's controller as a torch graph, its input normalisation included."""
+    b = load_bundle(bundle)
+    net = Controller()
+    net.load_state_dict(onnx_weights(b.controller_path))
+    norm = b.provenance["controller"]["state_normalisation"]
+    offset, scale = norm["offset"], norm["scale"]
+    return ControllerGraph(net, np.asarray(offset), np.asarray(scale)).eval()
+
+
+def bundle_segmenter(bundle: Path) -> Segmenter:
+    b = load_bundle(bundle)
+    sd = onnx_weights(b.segmenter_path)
+    widths = tuple(int(sd[f"conv{i}.weight"].shape[0]) for i in range(1, 5))
+    net = Segmenter(widths)
+    net.load_state_dict(sd)
+    return net.eval()
+
+
+def validate_both(bundle: str, graph: ControllerGraph, cfg: MujocoStageConfig) -> dict[str, Any]:
+    rates = {robot: validate(bundle, graph, cfg.dagger(robot), robot) for robot in SIMULATORS}
+    flat = [v for r in rates.values() for v in r.values()]
+    return {"success": rates, "mean": float(np.mean(flat))}
+
+
+def iterate(
+    bundle: str,
+    graph: ControllerGraph,
+    cfg: MujocoStageConfig,
+    work: Path,
+    say: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """The DAgger iterations: collect in both simulators, train on the pool, keep each."""
+    rng = np.random.default_rng([cfg.seed, 0x3D0C])
+    gen = torch.Generator().manual_seed(cfg.seed)
+    data, history, started = Dataset(), [], time.monotonic()
+    anchor = {
+        robot: collect(bundle, graph, cfg.dagger(robot, anchor=True), rng, data, robot=robot)
+        for robot, _ in cfg.anchor
+    }
+    say(f"anchor: {len(data)} frames, start policy acting: {json.dumps(anchor)}")
+    history.append({"iteration": 0, "anchor": anchor, "pooled": len(data)})
+    for it in range(1, cfg.iterations + 1):
+        row: dict[str, Any] = {"iteration": it}
+        for robot in SIMULATORS:
+            got = collect(bundle, graph, cfg.dagger(robot), rng, data, robot=robot)
+            row[robot] = got
+        extra = cfg.final_epochs if it == cfg.iterations else 0
+        row["loss"] = train(graph, data, cfg.dagger("mujoco"), gen, extra)
+        row["pooled"] = len(data)
+        row["elapsed_s"] = round(time.monotonic() - started, 1)
+        history.append(row)
+        save_controller(graph, work / f"mujoco-policy{it:02d}.pt")
+        data.save(work / "mujoco-pool.npz")
+        say(
+            f"iteration {it}: acting success mujoco {row['mujoco']['episode_success']:.2f}, "
+            f"sim {row['sim']['episode_success']:.2f}; {len(data)} pooled, loss {row['loss']:.4f}"
+        )
+    return history
+
+
+def _load(path: Path) -> ControllerGraph:
+    from grasprt.export.checkpoints import controller_normalisation, load_controller
+
+    norm = controller_normalisation(path)
+    assert norm is not None
+    return ControllerGraph(load_controller(path), *norm).eval()
+
+
+def select(
+    bundle: str, start: ControllerGraph, cfg: MujocoStageConfig, work: Path,
+    say: Callable[[str], None],
+) -> tuple[int, ControllerGraph, list[dict[str, Any]]]:  # fmt: skip
+    """The best mean validation over both simulators among the last candidates and the
+    start (policy 0): the stage never ships a policy worse than the one it was given."""
+    first = cfg.iterations - cfg.select_from + 1
+    candidates = [(0, start)] + [
+        (it, _load(work / f"mujoco-policy{it:02d}.pt")) for it in range(first, cfg.iterations + 1)
+    ]
+    table = []
+    for it, graph in candidates:
+        v = validate_both(bundle, graph, cfg)
+        table.append({"policy": it, **v})
+        say(f"validation, policy {it}: {json.dumps(v['success'])}; mean {v['mean']:.3f}")
+    best = max(table, key=lambda row: (row["mean"], row["policy"]))
+    return int(best["policy"]), dict(candidates)[int(best["policy"])], table
+
+
+def run_stage(
+    source: Path, out: Path, work: Path, cfg: MujocoStageConfig, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Train, select, export into `out`; returns the stage's record for the provenance."""
+    work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        start = bundle_controller(source)
+        graph = bundle_controller(source)
+        history = iterate(str(source), graph, cfg, work, say)
+        chosen, graph, table = select(str(source), start, cfg, work, say)
+    finally:
+        torch.set_num_threads(threads)
+    say(f"chosen: policy {chosen}")
+    ckpt = work / "mujoco-controller.pt"
+    save_controller(graph, ckpt)
+    record = {
+        "config": asdict(cfg),
+        "expert": asdict(ExpertConfig()),
+        "started_from": str(source),
+        "history": history,
+        "validation": table,
+        "chosen_policy": chosen,
+    }
+    export_from(source, work / "bundle", graph, ckpt, record)
+    install(work / "bundle", out)
+    return record
+
+
+def export_from(
+    source: Path, out: Path, graph: ControllerGraph, ckpt: Path, record: dict[str, Any]
+) -> None:
+    """`out` gets the source bundle's segmenter, threshold, scale and provenance, and
+    the stage's controller."""
+    b = load_bundle(source)
+    manifest = b.manifest
+    provenance = {
+        k: v for k, v in manifest["provenance"].items() if k in ("recipe", "quick", "dagger")
+    }
+    provenance["segmenter_figures"] = manifest["provenance"].get("segmenter_figures", {})
+    provenance["mujoco_stage"] = record
+    provenance["recipe"] = (
+        f"{provenance.get('recipe', '')}; then python -m grasprt.export.reference.mujoco_stage"
+        f" --seed {record['config']['seed']}"
+    )
+    export_bundle(
+        bundle_segmenter(source),
+        graph.net,
+        out,
+        action_scale=b.action_scale,
+        mask_threshold=b.mask_threshold,
+        checkpoints={"controller": ckpt},
+        provenance=provenance,
+        force=True,
+        seed=record["config"]["seed"],
+        state_norm=(
+            graph.state_offset.reshape(-1).numpy(),
+            graph.state_scale.reshape(-1).numpy(),
+        ),
+    )
+
+
+# (simulator, name, eval settings): the bundle's figures in both, and the expert in MuJoCo.
+STAGE_EVALS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    *((robot, name, extra) for robot in SIMULATORS for name, extra in EVALS),
+    ("mujoco", "expert, default gap", {"expert": True}),
+)
+MUJOCO_TARGET = 0.85  # the issue's: the full pipeline in MuJoCo, default gap
+
+
+def evaluate_both(
+    bundle: Path, seed: int, quick: bool, jobs: int, say: Callable[[str], None]
+) -> dict[str, dict[str, Any]]:
+    """`grasprt eval`'s protocol for every `STAGE_EVALS` row, `jobs` at once."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = {"grid": 2, "repeats": 1, "max_steps": 40} if quick else {}
+    todo = {
+        f"{robot}: {name}": eval_config(str(bundle), robot=robot, seed=seed, **size, **extra)
+        for robot, name, extra in STAGE_EVALS
+    }
+    out: dict[str, dict[str, Any]] = {}
+    ctx = multiprocessing.get_context("spawn")  # no forked torch or ORT threads
+    with ProcessPoolExecutor(max(1, jobs), mp_context=ctx) as pool:
+        futures = {key: pool.submit(_one_eval, cfg) for key, cfg in todo.items()}
+        for key, fut in futures.items():
+            s = out[key] = fut.result()
+            rate = f"{s['successes']}/{s['attempts']} = {s['success_rate']:.3f}"
+            say(f"eval {key}: {rate} ({s['wall_s']} s)")
+    return out
+
+
+def figures_section(record: dict[str, Any], evals: dict[str, dict[str, Any]], before: dict) -> str:
+    """The model card's MuJoCo-stage section: the stage, then both simulators' figures."""
+    rows = []
+    for name, _ in EVALS:
+        cells = []
+        for robot in ("sim", "mujoco"):
+            s, b = evals.get(f"{robot}: {name}"), before.get(f"{robot}: {name}")
+            cells.append(_cell(s))
+            cells.append(_cell(b))
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    expert = evals.get("mujoco: expert, default gap")
+    hist = "\n".join(_history_row(h) for h in record["history"])
+    val = "\n".join(
+        f"| {v['policy']}{' (chosen)' if v['policy'] == record['chosen_policy'] else ''} | "
+        + " | ".join(f"{x:.2f}" for r in SIMULATORS for x in v["success"][r].values())
+        + f" | {v['mean']:.3f} |"
+        for v in record["validation"]
+    )
+    cfg = record["config"]
+    return f"""{_BEGIN}
+## MuJoCo stage (`export/reference/mujoco_stage.py`)
+
+DAgger continued from the kinematic recipe's controller in two simulators: each of
+{cfg['iterations']} iterations, the current policy acts in MuJoCo (robosuite's Sawyer and
+Rethink gripper, contact physics, the fingers drawn in the wrist camera's view, the true
+mask what the camera sees past them) and in the kinematic simulator
+({', '.join(f'{n} new frames in {r}' for r, n in cfg['frames'])}), the expert labels every
+state, and the policy is trained on the whole pool ({cfg['epochs']} epochs an iteration,
+{cfg['final_epochs']} more at the end, Adam lr {cfg['lr']}, warm-started). The bundle's
+controller is the best mean validation success over both simulators among the last
+{cfg['select_from']} policies and the one the stage started from (policy 0). The segmenter
+is the kinematic recipe's, unchanged. The sections above this one describe the
+kinematic recipe and its controller, the one this stage started from; the bundle ships
+this stage's controller, whose figures are the table below.
+
+| iteration | episodes (mujoco / sim) | acting success | pooled | loss |
+|---|---|---|---|---|
+{hist}
+
+| policy | mujoco: default, large gap, moving | | | sim: default, large gap, moving | | | mean |
+|---|---|---|---|---|---|---|---|
+{val}
+
+## Figures in both simulators
+
+`grasprt eval --robot {{sim,mujoco}} --grid 50 --repeats 3 --max-steps 150`, seed 0;
+"before" is the kinematic recipe's controller (the bundle this stage started from).
+MuJoCo target: full pipeline >= {MUJOCO_TARGET}. Expert in MuJoCo: {_cell(expert)}.
+
+| setting | sim | sim, before | mujoco | mujoco, before |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+{_END}
+"""
+
+
+_BEGIN, _END = "<!-- mujoco-stage -->", "<!-- /mujoco-stage -->"
+
+
+def _history_row(h: dict[str, Any]) -> str:
+    """One iteration (0: the anchor pool, the start policy acting, no training)."""
+    runs = h.get("anchor", h)
+    cells = [runs.get(r) for r in SIMULATORS]
+    eps = " / ".join("-" if c is None else str(c["episodes"]) for c in cells)
+    ok = " / ".join("-" if c is None else f"{c['episode_success']:.2f}" for c in cells)
+    name = "0 (anchor)" if "anchor" in h else str(h["iteration"])
+    loss = f"{h['loss']:.4f}" if "loss" in h else "-"
+    return f"| {name} | {eps} | {ok} | {h['pooled']} | {loss} |"
+
+
+def _cell(s: dict[str, Any] | None) -> str:
+    return "-" if s is None else f"{s['success_rate']:.3f} ({s['successes']}/{s['attempts']})"
+
+
+def write_card(out: Path, section: str) -> None:
+    """The section into the bundle's README, in place of an earlier one."""
+    card = out / "README.md"
+    text = card.read_text() if card.exists() else "# grasprt reference bundle\n"
+    pattern = re.compile(re.escape(_BEGIN) + ".*?" + re.escape(_END) + "\n?", re.S)
+    text = pattern.sub("", text).rstrip("\n") + "\n\n" + section
+    card.write_text(text)
+
+
+@click.command()
+@click.option("--from", "source", type=click.Path(path_type=Path), default=Path("models/reference"),
+              show_default=True, help="The bundle whose controller the stage starts from.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where the new bundle goes. [default: the --from bundle, in place]")
+@click.option("--work", type=click.Path(path_type=Path), default=Path("build/mujoco-stage"),
+              show_default=True, help="Checkpoints, the pool and the stage's record.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quick", is_flag=True, help="Tiny sizes: a smoke test of the stage.")
+@click.option("--jobs", type=int, default=2, show_default=True, help="Evaluations run in parallel.")
+@click.option("--before", type=click.Path(path_type=Path), default=None,
+              help="An earlier run's evals.json for the 'before' columns (else evaluated here).")
+def main(source: Path, out: Path | None, work: Path, seed: int, quick: bool, jobs: int,
+         before: Path | None) -> None:  # fmt: skip
+    """Continue the bundle's DAgger in MuJoCo and the kinematic simulator; export,
+    evaluate in both, write the model card's MuJoCo section."""
+
+    def say(line: str) -> None:
+        click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+
+    out = out or source
+    cfg = MujocoStageConfig.quick(seed) if quick else MujocoStageConfig(seed=seed)
+    work.mkdir(parents=True, exist_ok=True)
+    # The starting bundle is copied first: `out` may be `source`, replaced in place.
+    start = work / "start"
+    shutil.copytree(source, start, dirs_exist_ok=True)
+    record = run_stage(start, out, work, cfg, say)
+    (work / "stage.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    evals = evaluate_both(out, seed, quick, jobs, say)
+    (out / "eval-both.json").write_text(json.dumps(evals, indent=2, default=str) + "\n")
+    if before is not None:
+        earlier = json.loads(before.read_text())
+    else:
+        earlier = evaluate_both(start, seed, quick, jobs, say)
+        (work / "evals-before.json").write_text(json.dumps(earlier, indent=2, default=str) + "\n")
+    write_card(out, figures_section(record, evals, earlier))
+    mj = evals["mujoco: full pipeline, default gap"]["success_rate"]
+    click.echo(f"mujoco full pipeline {mj:.3f} (target {MUJOCO_TARGET})")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The MuJoCo stage: a bundle's networks back in torch, the stage's DAgger in both
+simulators, and its card section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from grasprt.bundle import load_bundle
+from grasprt.export.reference.mujoco_stage import (
+    SIMULATORS,
+    MujocoStageConfig,
+    bundle_controller,
+    bundle_segmenter,
+    figures_section,
+    run_stage,
+    write_card,
+)
+
+REFERENCE = Path(__file__).resolve().parents[3] / "models" / "reference"
+
+
+def test_the_bundles_controller_in_torch_acts_as_its_onnx_graph() -> None:
+    graph = bundle_controller(REFERENCE)
+    rng = np.random.default_rng(0)
+    mask = (rng.random((4, 1, 100, 100)) > 0.97).astype(np.float32)
+    state = np.concatenate(
+        [rng.normal([-0.4, -0.8, 0.2, 1.8, -0.2, 0.6, 3.3], 0.2, (4, 7)), rng.random((4, 1))], 1
+    ).astype(np.float32)
+    sess = ort.InferenceSession(str(load_bundle(REFERENCE).controller_path))
+    names = [i.name for i in sess.get_inputs()]
+    want = sess.run(None, dict(zip(names, (mask, state), strict=True)))[0]
+    with torch.no_grad():
+        got = graph(torch.from_numpy(mask), torch.from_numpy(state)).numpy()
+    assert np.abs(got - want).max() < 1e-5
+
+
+def test_the_bundles_segmenter_in_torch_segments_as_its_onnx_graph() -> None:
+    net = bundle_segmenter(REFERENCE)
+    sess = ort.InferenceSession(str(load_bundle(REFERENCE).segmenter_path))
+    image = np.random.default_rng(1).integers(0, 255, (1, 400, 400, 3), dtype=np.uint8)
+    want = sess.run(None, {sess.get_inputs()[0].name: image})[0]
+    from grasprt.export.models import SegmenterGraph
+
+    with torch.no_grad():
+        got = SegmenterGraph(net)(torch.from_numpy(image)).numpy()
+    assert np.abs(got.reshape(want.shape) - want).max() < 1e-4
+
+
+def test_the_card_section_replaces_an_earlier_one(tmp_path: Path) -> None:
+    row = {"success_rate": 0.5, "successes": 1, "attempts": 2}
+    evals = {f"{r}: full pipeline, default gap": row for r in SIMULATORS}
+    record = {
+        "config": {"iterations": 1, "frames": [["mujoco", 3], ["sim", 2]], "epochs": 1,
+                   "final_epochs": 1, "lr": 1e-3, "select_from": 1},
+        "history": [{"iteration": 0, "anchor": {"sim": {"episodes": 2, "episode_success": 0.5}},
+                     "pooled": 3},
+                    {"iteration": 1, "mujoco": {"episodes": 1, "episode_success": 1.0},
+                     "sim": {"episodes": 1, "episode_success": 0.0}, "pooled": 5, "loss": 0.1}],
+        "validation": [{"policy": 1, "success": {r: {"a": 1.0} for r in SIMULATORS}, "mean": 1.0}],
+        "chosen_policy": 1,
+    }  # fmt: skip
+    (tmp_path / "README.md").write_text("# card\n\nkept\n")
+    write_card(tmp_path, figures_section(record, evals, {}))
+    write_card(tmp_path, figures_section(record, evals, {}))
+    text = (tmp_path / "README.md").read_text()
+    assert text.count("## MuJoCo stage") == 1 and "kept" in text
+    assert "| full pipeline, default gap | 0.500 (1/2) | - | 0.500 (1/2) | - |" in text
+    assert "| 0 (anchor) | - / 2 | - / 0.50 | 3 | - |" in text
+
+
+@pytest.mark.mujoco
+@pytest.mark.slow
+def test_a_tiny_stage_trains_in_both_simulators_and_exports_a_bundle(tmp_path: Path) -> None:
+    cfg = MujocoStageConfig.quick()
+    record = run_stage(REFERENCE, tmp_path / "out", tmp_path / "work", cfg, print)
+    anchor, row = record["history"]
+    assert anchor["anchor"]["sim"]["frames"] >= 20 and "mujoco" not in anchor["anchor"]
+    assert row["mujoco"]["frames"] >= 30 and row["sim"]["frames"] >= 20
+    assert row["pooled"] == anchor["pooled"] + row["mujoco"]["frames"] + row["sim"]["frames"]
+    assert [v["policy"] for v in record["validation"]] == [0, 1]
+    out = load_bundle(tmp_path / "out")
+    assert out.provenance["mujoco_stage"]["started_from"] == str(REFERENCE)
+    # The segmenter is the one it started from: the same masks.
+    image = np.random.default_rng(2).integers(0, 255, (1, 400, 400, 3), dtype=np.uint8)
+    masks = [
+        ort.InferenceSession(str(b.segmenter_path)).run(None, {"image": image})[0]
+        for b in (out, load_bundle(REFERENCE))
+    ]
+    assert np.abs(masks[0] - masks[1]).max() < 1e-5

@@ -50,7 +50,9 @@ from grasprt.types import (
 
 # The loop's own stages around the policy's; together they tile the cycle.
 READ_STAGES = ("frame_wait", "state_read", "model_view")
-WRITE_STAGES = ("limiter", "command", "record")
+# The perception gate (runtime/perception.py) is its own stage; records made before it
+# was split off charged it to "limiter".
+WRITE_STAGES = ("perception", "limiter", "command", "record")
 
 
 def cycle_stages(policy: Policy) -> tuple[str, ...]:
@@ -329,6 +331,7 @@ class ControlLoop:
         action = self.policy.step(obs, self.timer.mark)
         # The mask is checked before its action is used; a hold never reaches the limiter.
         held = self.perception.check(self.policy.mask, r.state.q, r.frame.stamp)
+        self.timer.mark("perception")
         limited = None if held else self.limiter.apply(r.state.q, action, self.action_scale)
         self.timer.mark("limiter")
         return _Decision(action, self.policy.mask, limited, perception=held)

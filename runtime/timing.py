@@ -19,6 +19,7 @@ STAGES: tuple[str, ...] = (
     "segmenter",
     "threshold",
     "controller",
+    "perception",
     "limiter",
     "command",
     "record",

@@ -51,6 +51,8 @@ EPISODE_STEPS = 250
 A_B_PAUSE_S = 0.005
 # The stress run's cycles when not given: enough for a p99, a fraction of a long run.
 STRESS_CYCLES = 600
+# Periods of the models-at-cadence figure (at most --model-reps): 4 s at 10 Hz.
+CADENCE_SLOTS = 40
 
 
 EagerFactory = Callable[[Bundle, int], Any]
@@ -470,6 +472,7 @@ def _model_figures(
     mo = models_only(pipeline, view, reps)
     result["models_only_ms"] = {k: v for k, v in mo.items() if k != "detail"}
     result["models_only_detail_ms"] = mo["detail"]
+    _cadence(cfg, bundle, pipeline, view, result, say)
     if not cfg.bench.compare_torch:
         return mo
     say(f"PyTorch eager vs ONNX Runtime: {reps} interleaved pairs ...")
@@ -487,6 +490,27 @@ def _model_figures(
     result["torch_parity_max_abs_err"] = cmp["parity_max_abs_err"]
     result["torch_ab_pause_ms"] = cmp["pause_ms"]
     return mo
+
+
+def _cadence(
+    cfg: RunConfig,
+    bundle: Bundle,
+    pipeline: Pipeline,
+    view: np.ndarray,
+    result: dict[str, Any],
+    say: Callable[[str], None],
+) -> None:
+    """The same sessions once a period at the loop's rate (not on the sim clock)."""
+    if cfg.sim_clock:
+        return
+    from grasprt.runtime.cadence import models_at_cadence
+
+    rate = cfg.bench.rate_hz or bundle.rate_hz
+    slots = min(cfg.bench.model_reps, CADENCE_SLOTS)
+    say(f"model-only at the loop's cadence: {slots} periods at {rate:g} Hz ...")
+    cad = models_at_cadence(pipeline, view, rate, slots)
+    result["models_at_cadence_ms"] = {k: v for k, v in cad.items() if k != "detail"}
+    result["models_at_cadence_detail_ms"] = cad["detail"]
 
 
 def _work_figures(

@@ -116,7 +116,12 @@ class Blobs:
 
 def blobs(mask: np.ndarray) -> Blobs:
     m = np.ascontiguousarray(mask > 0.5, dtype=np.uint8)
-    n, _, stats, centroids = cv2.connectedComponentsWithStats(m, connectivity=8)
+    # BBDT: the default algorithm's labels, stats and centroids (checked equal on
+    # thousands of random masks, tests/runtime/test_perception.py) at a third of the
+    # cost with the stats on a 100 x 100 mask.
+    n, _, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
+        m, 8, cv2.CV_32S, cv2.CCL_BBDT
+    )
     if n <= 1:
         return Blobs(np.zeros(0, dtype=np.int64), np.zeros((0, 2)), 0)
     areas = stats[1:, cv2.CC_STAT_AREA]

@@ -158,6 +158,27 @@ def test_blobs_centroid_is_the_largest_blobs() -> None:
     assert list(found.areas) == [49, 5] and found.total == 54
 
 
+def test_blobs_finds_what_the_default_labelling_finds() -> None:
+    # blobs() runs BBDT for speed; its components must be the default algorithm's, in
+    # the same order (the largest-first sort is stable, so ties keep label order).
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        m = np.zeros(SHAPE, dtype=np.uint8)
+        for _ in range(int(rng.integers(1, 8))):
+            x, y = (int(v) for v in rng.integers(0, 100, 2))
+            cv2.circle(m, (x, y), int(rng.integers(1, 20)), 1, -1)
+        if trial % 3 == 0:
+            m |= (rng.random(SHAPE) < 0.05).astype(np.uint8)
+        n, _, stats, cents = cv2.connectedComponentsWithStats(m, connectivity=8)
+        found = blobs(m.astype(np.float32))
+        order = np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")
+        assert found.areas.size == n - 1
+        assert np.array_equal(found.areas, stats[1:, cv2.CC_STAT_AREA][order])
+        assert np.array_equal(found.centroids, cents[1:][order])
+
+
 def test_mask_gain_worked_by_hand() -> None:
     # The 100 px mask of a 400 px image: f = 238.35 / 4, principal point 49.5, corner
     # -0.5 / 99.5: 50 px each way, tan = hypot(50, 50) / f.

@@ -140,6 +140,8 @@ def _print_extras(r: dict[str, Any]) -> None:
                 )
     if r.get("placement", {}).get("measured"):
         click.echo(f"placement: {r['placement']['reason']}")
+    if "prewarm" in r:
+        click.echo(f"pre-warm: {r['prewarm']['reason']}")
     for name, g in r.get("gpu", {}).get("configs", {}).items():
         if "error" in g:
             click.echo(f"gpu {name}: {g['error']}")

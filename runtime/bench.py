@@ -445,7 +445,43 @@ def _place(
     )
     result["placement"] = place.summary()
     say(f"placement: {place.reason}")
-    return place.chosen
+    return _prewarm(cfg, parts, bundle, tuning, place.chosen, result, prio, say)
+
+
+def _prewarm(
+    cfg: RunConfig,
+    parts: BenchParts,
+    bundle: Bundle,
+    tuning: Tuning,
+    chosen: InferenceSettings,
+    result: dict[str, Any],
+    prio: realtime.LoopPriorities,
+    say: Callable[[str], None],
+) -> InferenceSettings:
+    """The placed pick with or without a pre-warm, measured at the loop's rate."""
+    from grasprt.runtime.prewarm import measure_prewarm
+
+    def probe(inf: InferenceSettings, cycles: int, rate: float) -> tuple[Any, Any]:
+        run = run_loop(
+            replace(_run_config(replace(cfg, bench=replace(cfg.bench, cycles=cycles)), None),
+                    inference=inf),
+            parts,
+            rate_hz=rate,
+            pipeline=Pipeline(bundle, inf, segmenter_bytes=tuning.segmenter_bytes,
+                              admitted=tuning.gate_of(inf)),
+            priorities=prio,
+            cycles=cycles,
+        )  # fmt: skip
+        return run.cycle_ms, run.lateness_ms
+
+    say("pre-warm: short loops at the loop's rate without and with it ...")
+    prio.cpus, prio.helper_cpus = realtime.placement_cpus(
+        chosen.placement, chosen.intra_op_threads
+    )
+    choice = measure_prewarm(chosen, probe, cfg.bench.rate_hz or bundle.rate_hz)
+    result["prewarm"] = choice.summary()
+    say(f"pre-warm: {choice.reason}")
+    return choice.chosen
 
 
 def _save(cfg: RunConfig, tuning: Tuning, inference: InferenceSettings, say) -> None:

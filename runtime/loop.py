@@ -67,6 +67,10 @@ class LoopConfig:
     staleness: WatchdogSettings = field(default_factory=WatchdogSettings)
     lift_height: float = 0.05
     perception: PerceptionSettings = field(default_factory=PerceptionSettings)
+    # This long before each slot, a policy that can (OnnxPolicy.prewarm) runs its last
+    # cycle's models again, outside the cycle's timing, so the cycle finds them warm
+    # ([inference] prewarm_ms; 0: off).
+    prewarm_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -267,6 +271,7 @@ class ControlLoop:
     # --- one cycle ----------------------------------------------------------------
 
     def _cycle(self, ep: _Episode, beat: Callable[[], None]) -> Outcome:
+        self._prewarm(ep)
         tick = ep.rate.wait()
         beat()
         if self.gate.latched:
@@ -278,6 +283,16 @@ class ControlLoop:
             return self._timed_cycle(ep, tick)
         finally:
             self.timer.end()
+
+    def _prewarm(self, ep: _Episode) -> None:
+        warm = getattr(self.policy, "prewarm", None)
+        if self.config.prewarm_s <= 0 or warm is None or ep.result.steps == 0:
+            return
+        at = ep.rate.next_due() - self.config.prewarm_s
+        # Only with the time for it: a cycle that ran late goes straight to its slot.
+        if self.clock.now() < at:
+            self.clock.sleep_until(at)
+            warm()
 
     def _timed_cycle(self, ep: _Episode, tick: Tick) -> Outcome:
         ep.result.overruns += tick.missed

@@ -373,9 +373,11 @@ class ControlLoop:
             self.heartbeat.beat()
         res.steps += 1
         res.limited_steps += int(limited.limited)
+        # Before the record's mark, so that it is timed: numpy lets go of the GIL to sum
+        # the mask, and the recorder's thread, just woken by the record, can take it.
+        ep.last_state, ep.last_mask_area = r.state, float(d.mask.sum())
         self._record(ep, r, "ok", None, d)
         self.timer.mark("record")
-        ep.last_state, ep.last_mask_area = r.state, float(d.mask.sum())
         return OK
 
     def _after_command(self, ep: _Episode) -> bool:

@@ -18,6 +18,7 @@ clock drives it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -67,9 +68,9 @@ class LoopConfig:
     staleness: WatchdogSettings = field(default_factory=WatchdogSettings)
     lift_height: float = 0.05
     perception: PerceptionSettings = field(default_factory=PerceptionSettings)
-    # This long before each slot, a policy that can (OnnxPolicy.prewarm) runs its last
-    # cycle's models again, outside the cycle's timing, so the cycle finds them warm
-    # ([inference] prewarm_ms; 0: off).
+    # A policy that can (OnnxPolicy.prewarm) runs its last cycle's models again between
+    # cycles, ending this long before each slot, outside the cycle's timing, so the
+    # cycle finds them warm ([inference] prewarm_ms; 0: off).
     prewarm_s: float = 0.0
 
 
@@ -189,6 +190,7 @@ class ControlLoop:
         self.action_scale = np.asarray(bundle.action_scale, dtype=np.float32)
         self.period = 1.0 / config.rate_hz
         self._stop_request: str | None = None
+        self._prewarm_run_s: float | None = None  # how long a pre-warm run takes
         self.cycles = 0
 
     def request_stop(self, reason: str) -> None:
@@ -285,14 +287,25 @@ class ControlLoop:
             self.timer.end()
 
     def _prewarm(self, ep: _Episode) -> None:
+        """The pre-warm run, timed to end `prewarm_s` before the next slot.
+
+        It starts its expected length earlier: the longest recent run (decaying by
+        a tenth a cycle), a quarter period before the first. A run that reached into
+        the slot would make the loop skip it as an overrun; one with no room is left out.
+        """
         warm = getattr(self.policy, "prewarm", None)
         if self.config.prewarm_s <= 0 or warm is None or ep.result.steps == 0:
             return
-        at = ep.rate.next_due() - self.config.prewarm_s
-        # Only with the time for it: a cycle that ran late goes straight to its slot.
-        if self.clock.now() < at:
-            self.clock.sleep_until(at)
-            warm()
+        if self._prewarm_run_s is None:
+            self._prewarm_run_s = self.period / 4
+        at = ep.rate.next_due() - self.config.prewarm_s - self._prewarm_run_s
+        if self.clock.now() >= at:
+            return
+        self.clock.sleep_until(at)
+        start = time.perf_counter()
+        warm()
+        took = time.perf_counter() - start
+        self._prewarm_run_s = max(took, 0.9 * self._prewarm_run_s)
 
     def _timed_cycle(self, ep: _Episode, tick: Tick) -> Outcome:
         ep.result.overruns += tick.missed

@@ -3,8 +3,8 @@
 
 Called once a period, the models run on caches other work has taken and on engine
 threads that have gone to sleep (the bench's ``models_at_cadence_ms`` against
-``models_only_ms``). ``[inference] prewarm_ms`` runs the last cycle's graphs again that
-long before each slot (runtime/loop.py): the cycle then finds them warm, at the cost of
+``models_only_ms``). ``[inference] prewarm_ms`` runs the last cycle's graphs again, ending
+that long before each slot (runtime/loop.py): the cycle then finds them warm, at the cost of
 one more model run a period. Whether that pays is this machine's to say, so short loops
 at the loop's own rate run without and with it, alternated in blocks so a drift in the
 machine's load hits both alike; it is adopted only if it lowers the cycle's p50 and
@@ -22,7 +22,8 @@ import numpy as np
 
 from grasprt.config import InferenceSettings
 
-PREWARM_MS = 5.0
+# The pre-warm run ends this long before the slot (runtime/loop.py).
+PREWARM_MS = 3.0
 BLOCK_CYCLES = 60
 BLOCKS = 2  # off, on, off, on
 # The lateness p99 a pre-warm may add before it counts against it (timer jitter).
@@ -84,5 +85,5 @@ def _choose(
         f"lateness p99 {v['lateness_p99_ms']:.2f} ms"
         for k, v in figs.items()
     )
-    verdict = f"pre-warm {PREWARM_MS:g} ms before each slot" if better else "no pre-warm"
+    verdict = f"pre-warm, ending {PREWARM_MS:g} ms before each slot" if better else "no pre-warm"
     return PrewarmChoice(arms[pick], f"{verdict} ({said})", figs)

@@ -4,6 +4,7 @@ and is adopted only when the measured loop says so (figures given here, not time
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -57,7 +58,9 @@ class CountingPolicy(OnnxPolicy):
         super().prewarm()
 
 
-def _run(bundle_dir: Path, clock: str, prewarm_ms: float) -> Run:
+def _run(
+    bundle_dir: Path, clock: str, prewarm_ms: float, kind: type[OnnxPolicy] = CountingPolicy
+) -> Run:
     cfg = RunConfig(
         robot="sim",
         bundle=str(bundle_dir),
@@ -69,7 +72,7 @@ def _run(bundle_dir: Path, clock: str, prewarm_ms: float) -> Run:
     drivers = sim_drivers(cfg, load_bundle(bundle_dir), SimConfig(gap=gap_preset("none")))
 
     def policy(run: Run) -> OnnxPolicy:
-        return CountingPolicy(Pipeline(run.bundle, run.cfg.inference))
+        return kind(Pipeline(run.bundle, run.cfg.inference))
 
     return Run(cfg, drivers=drivers, policy=policy)
 
@@ -85,6 +88,21 @@ def test_the_loop_prewarms_between_cycles_on_the_wall_clock_only(bundle_dir: Pat
     CountingPolicy.prewarms = 0
     run = _run(bundle_dir, "sim", 5.0)
     assert run.execute().fault is None and CountingPolicy.prewarms == 0
+
+
+class SlowPrewarm(OnnxPolicy):
+    def prewarm(self) -> None:
+        time.sleep(0.04)  # longer than the first guess (a quarter period) allows for
+
+
+def test_a_prewarm_longer_than_guessed_is_started_earlier_not_run_into_the_slot(
+    bundle_dir: Path,
+) -> None:
+    slow = _run(bundle_dir, "wall", 5.0, SlowPrewarm)
+    report = slow.execute()
+    # The first one may run into its slot; after it, each starts as early as it takes.
+    assert report.fault is None and slow.loop.timer.n == slow.cfg.max_steps
+    assert report.summary()["overruns"] <= 1
 
 
 def test_prewarm_ms_is_validated() -> None:

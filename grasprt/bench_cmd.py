@@ -66,6 +66,10 @@ def print_table(r: dict[str, Any]) -> None:
     mo = r["models_only_ms"]
     parts = ", ".join(f"{k} {v:.3f}" for k, v in mo.items())
     click.echo(f"model-only ONNX p50 ms: {parts}")
+    if "models_at_cadence_ms" in r:
+        cad = r["models_at_cadence_ms"]
+        cparts = ", ".join(f"{k} {v:.3f}" for k, v in cad.items() if k != "rate_hz")
+        click.echo(f"  once a period at {cad['rate_hz']:g} Hz (idle between), p50 ms: {cparts}")
     if "torch_ms" in r:
         t, s = r["torch_ms"], r["speedup_vs_torch"]
         click.echo(
@@ -136,6 +140,8 @@ def _print_extras(r: dict[str, Any]) -> None:
                 )
     if r.get("placement", {}).get("measured"):
         click.echo(f"placement: {r['placement']['reason']}")
+    if "prewarm" in r:
+        click.echo(f"pre-warm: {r['prewarm']['reason']}")
     for name, g in r.get("gpu", {}).get("configs", {}).items():
         if "error" in g:
             click.echo(f"gpu {name}: {g['error']}")

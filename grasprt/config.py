@@ -298,6 +298,12 @@ class InferenceSettings:
     # reduced precision is gated again there.
     tuned_cpu: str = ""
     tuned_isa: tuple[str, ...] = ()
+    # Run the last cycle's graphs again on its own inputs between cycles, ending this
+    # long before each slot (0: off; never on the sim clock). Called once a period, the
+    # models run on caches other work has taken and on engine threads that have gone to
+    # sleep, about 1.6x their back-to-back time here (bench: models_at_cadence_ms); a
+    # run just before the slot finds them warm. It costs one more model run a period.
+    prewarm_ms: float = 0.0
 
     def __post_init__(self) -> None:
         p = "inference"
@@ -314,6 +320,7 @@ class InferenceSettings:
         )
         check_choice(p, "graph_optimization", self.graph_optimization, GRAPH_OPTIMIZATIONS)
         check_choice(p, "precision", self.precision, PRECISIONS)
+        check_number(p, "prewarm_ms", self.prewarm_ms, low=0, high=50)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,10 @@ def transform(xyz: tuple[float, float, float], rpy: tuple[float, float, float]) 
     return t
 
 
+_EYE4 = np.eye(4)
+_EYE4.setflags(write=False)
+
+
 def rot_z(theta: float) -> np.ndarray:
     c, s = np.cos(theta), np.sin(theta)
     t = np.eye(4)
@@ -59,10 +63,19 @@ class Kinematics:
         self._tip = profile.gripper.fingertip_offset
 
     def links(self, q: np.ndarray) -> list[np.ndarray]:
+        # The same products as t @ origin @ rot_z(angle), in the same order (so the same
+        # numbers), with the cosines and sines taken for all joints in one call and each
+        # rotation filled into a copy of the identity: the per-call overhead on 4x4
+        # matrices is most of the cost, and the limiter, the perception gate and the
+        # simulated arm each run this every cycle.
+        angles = np.asarray(q, dtype=np.float64)
+        cos, sin = np.cos(angles).tolist(), np.sin(angles).tolist()
         out = []
-        t = np.eye(4)
-        for origin, angle in zip(self._origins, q, strict=True):
-            t = t @ origin @ rot_z(float(angle))
+        t = _EYE4
+        for origin, c, s in zip(self._origins, cos, sin, strict=True):
+            r = _EYE4.copy()
+            r[0, 0], r[0, 1], r[1, 0], r[1, 1] = c, -s, s, c
+            t = t @ origin @ r
             out.append(t)
         return out
 

@@ -51,6 +51,8 @@ EPISODE_STEPS = 250
 A_B_PAUSE_S = 0.005
 # The stress run's cycles when not given: enough for a p99, a fraction of a long run.
 STRESS_CYCLES = 600
+# Periods of the models-at-cadence figure (at most --model-reps): 4 s at 10 Hz.
+CADENCE_SLOTS = 40
 
 
 EagerFactory = Callable[[Bundle, int], Any]
@@ -443,7 +445,43 @@ def _place(
     )
     result["placement"] = place.summary()
     say(f"placement: {place.reason}")
-    return place.chosen
+    return _prewarm(cfg, parts, bundle, tuning, place.chosen, result, prio, say)
+
+
+def _prewarm(
+    cfg: RunConfig,
+    parts: BenchParts,
+    bundle: Bundle,
+    tuning: Tuning,
+    chosen: InferenceSettings,
+    result: dict[str, Any],
+    prio: realtime.LoopPriorities,
+    say: Callable[[str], None],
+) -> InferenceSettings:
+    """The placed pick with or without a pre-warm, measured at the loop's rate."""
+    from grasprt.runtime.prewarm import measure_prewarm
+
+    def probe(inf: InferenceSettings, cycles: int, rate: float) -> tuple[Any, Any]:
+        run = run_loop(
+            replace(_run_config(replace(cfg, bench=replace(cfg.bench, cycles=cycles)), None),
+                    inference=inf),
+            parts,
+            rate_hz=rate,
+            pipeline=Pipeline(bundle, inf, segmenter_bytes=tuning.segmenter_bytes,
+                              admitted=tuning.gate_of(inf)),
+            priorities=prio,
+            cycles=cycles,
+        )  # fmt: skip
+        return run.cycle_ms, run.lateness_ms
+
+    say("pre-warm: short loops at the loop's rate without and with it ...")
+    prio.cpus, prio.helper_cpus = realtime.placement_cpus(
+        chosen.placement, chosen.intra_op_threads
+    )
+    choice = measure_prewarm(chosen, probe, cfg.bench.rate_hz or bundle.rate_hz)
+    result["prewarm"] = choice.summary()
+    say(f"pre-warm: {choice.reason}")
+    return choice.chosen
 
 
 def _save(cfg: RunConfig, tuning: Tuning, inference: InferenceSettings, say) -> None:
@@ -470,6 +508,7 @@ def _model_figures(
     mo = models_only(pipeline, view, reps)
     result["models_only_ms"] = {k: v for k, v in mo.items() if k != "detail"}
     result["models_only_detail_ms"] = mo["detail"]
+    _cadence(cfg, bundle, pipeline, view, result, say)
     if not cfg.bench.compare_torch:
         return mo
     say(f"PyTorch eager vs ONNX Runtime: {reps} interleaved pairs ...")
@@ -487,6 +526,27 @@ def _model_figures(
     result["torch_parity_max_abs_err"] = cmp["parity_max_abs_err"]
     result["torch_ab_pause_ms"] = cmp["pause_ms"]
     return mo
+
+
+def _cadence(
+    cfg: RunConfig,
+    bundle: Bundle,
+    pipeline: Pipeline,
+    view: np.ndarray,
+    result: dict[str, Any],
+    say: Callable[[str], None],
+) -> None:
+    """The same sessions once a period at the loop's rate (not on the sim clock)."""
+    if cfg.sim_clock:
+        return
+    from grasprt.runtime.cadence import models_at_cadence
+
+    rate = cfg.bench.rate_hz or bundle.rate_hz
+    slots = min(cfg.bench.model_reps, CADENCE_SLOTS)
+    say(f"model-only at the loop's cadence: {slots} periods at {rate:g} Hz ...")
+    cad = models_at_cadence(pipeline, view, rate, slots)
+    result["models_at_cadence_ms"] = {k: v for k, v in cad.items() if k != "detail"}
+    result["models_at_cadence_detail_ms"] = cad["detail"]
 
 
 def _work_figures(

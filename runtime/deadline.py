@@ -60,6 +60,10 @@ class RateKeeper:
         self.overruns = 0
         self.overrun_cycles = 0
 
+    def next_due(self) -> float:
+        """When the slot the next wait() aims at is due (unless it has to skip)."""
+        return self.due(self._next_k)
+
     def wait(self) -> Tick:
         """Sleep until the next slot and return it (starts the schedule if needed)."""
         if self.t0 is None:

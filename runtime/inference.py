@@ -179,6 +179,18 @@ class Pipeline:
         # Fused graph runs so far (what the bench and tests read to see the path taken).
         self.fused_runs = 0
 
+    def prewarm(self, *, segmenter: bool = True) -> None:
+        """Run the graphs the last cycle ran on its own inputs again: the same outputs
+        into the same buffers, and the caches and engine threads warm for the next
+        cycle (``[inference] prewarm_ms``). `segmenter` False: the controller alone."""
+        if not segmenter:
+            self.controller.run()
+        elif self.fused is not None:
+            self.fused.run()
+        else:
+            self.segmenter.run()
+            self.controller.run()
+
     def set_state(self, q: np.ndarray, gripper: float) -> None:
         """This cycle's robot state, before ``segment``: lets the fused path run whole."""
         self._write_state(q, gripper)

@@ -19,6 +19,7 @@ this is the last line of defence: the table floor and the tracking bound are our
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
@@ -154,20 +155,40 @@ def _fault(reason: str, state: LimiterState) -> tuple[LimitResult, LimiterState]
     return result, state
 
 
-def _vector(name: str, value: object, size: int) -> tuple[np.ndarray | None, str | None]:
-    try:
-        a = np.array(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        return None, f"{name} is not a list of numbers"
-    if a.shape != (size,):
-        return None, f"{name} has {a.size} values, expected {size}"
-    bad = np.flatnonzero(~np.isfinite(a))
-    if bad.size:
-        return None, f"non-finite {name} at index {int(bad[0])}: {a[bad[0]]}"
+# The rules below work on Python lists of floats, not numpy arrays: the limiter runs
+# right after the models, whose traffic has just taken the caches, and there every
+# numpy call on a 7-vector costs tens of microseconds. Each operation is the one
+# numpy did, element by element (clip as numpy clips: max first, then min), so the
+# numbers are the same; the floor's forward kinematics stays in numpy.
+Vec = list[float]
+
+
+def _vector(name: str, value: object, size: int) -> tuple[Vec | None, str | None]:
+    if isinstance(value, np.ndarray) and value.dtype == np.float64 and value.shape == (size,):
+        a = value.tolist()  # the loop's own vectors: no copy through np.array
+    else:
+        try:
+            a = np.array(value, dtype=np.float64).reshape(-1).tolist()
+        except (TypeError, ValueError):
+            return None, f"{name} is not a list of numbers"
+    if len(a) != size:
+        return None, f"{name} has {len(a)} values, expected {size}"
+    for i, v in enumerate(a):
+        if not math.isfinite(v):
+            return None, f"non-finite {name} at index {i}: {v}"
     return a, None
 
 
-def _largest_fraction(ref: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+def _clip(x: float, lo: float, hi: float) -> float:
+    m = x if x > lo else lo
+    return m if m < hi else hi
+
+
+def _clipped(v: Vec, lo: Vec, hi: Vec) -> Vec:
+    return [_clip(x, a, b) for x, a, b in zip(v, lo, hi, strict=True)]
+
+
+def _largest_fraction(ref: Vec, step: Vec, lo: Vec, hi: Vec) -> float:
     """The largest f in [0, 1] with ref + f*step inside [lo, hi] (ref is inside)."""
     f = 1.0
     for r, s, a, b in zip(ref, step, lo, hi, strict=True):
@@ -217,20 +238,22 @@ def limit(
     flags: set[LimitStatus] = set()
 
     # (2) The controller was trained on actions in [-1, 1]; anything outside is clipped.
-    clipped = np.clip(a, -1.0, 1.0)
-    if not np.array_equal(clipped, a):
+    clipped = [_clip(x, -1.0, 1.0) for x in a]
+    if clipped != a:
         flags.add(LimitStatus.ACTION_CLIPPED)
-    requested = q + clipped[:n] * scale_vec
+    requested = [x + c * k for x, c, k in zip(q, clipped[:n], scale_vec, strict=True)]
 
-    max_step = config.max_step(profile)
-    reach = config.settings.tracking_steps * max_step
-    track_lo, track_hi = q - reach, q + reach
+    max_step = config.max_step(profile).tolist()
+    track_lo, track_hi = _band(q, max_step, config.settings.tracking_steps)
     ref = _reference(q, prev, track_lo, track_hi, flags)
     target, step, velocity_scale = _velocity(requested, ref, max_step, flags)
     target, step = _tracking(target, step, ref, track_lo, track_hi, flags)
     target, step = _joint_range(target, step, ref, profile, config.settings.joint_margin, flags)
-    if config.floor is not None and np.any(step != 0):
-        target = _floor(target, step, ref, config.floor, kin, flags)
+    target_a = np.array(target, dtype=np.float64)
+    ref_a = np.array(ref, dtype=np.float64)
+    if config.floor is not None and any(x != 0 for x in step):
+        step_a = np.array(step, dtype=np.float64)
+        target_a = _floor(target_a, step_a, ref_a, config.floor, kin, flags)
 
     # (7) Gripper.
     closed, cycles, overruled = _gripper(float(clipped[n]), state, config)
@@ -239,31 +262,31 @@ def limit(
 
     status = next((s for s in _SEVERITY if s in flags), LimitStatus.OK)
     result = LimitResult(
-        target=_frozen(target),
+        target=_frozen(target_a),
         gripper_closed=closed,
-        requested=_frozen(requested),
+        requested=_frozen(np.array(requested, dtype=np.float64)),
         status=status,
         flags=frozenset(flags),
         limited=bool(flags),
         scale=velocity_scale,
         fault=None,
-        reference=_frozen(ref),
+        reference=_frozen(ref_a),
     )
     new_state = LimiterState(
-        prev_command=tuple(float(x) for x in target),
+        prev_command=tuple(target_a.tolist()),
         gripper_closed=closed,
         cycles_since_gripper_change=cycles,
     )
     return result, new_state
 
 
-_Vectors = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+_Vectors = tuple[Vec, Vec, Vec, Vec | None]
 
 
 def _inputs(
     q_measured: object, action: object, action_scale: object, state: LimiterState, n: int
 ) -> tuple[_Vectors | None, str | None]:
-    """(q, action, scale, previous command) as float vectors, or why not."""
+    """(q, action, scale, previous command) as float lists, or why not."""
     q, err = _vector("q_measured", q_measured, n)
     if err:
         return None, err
@@ -282,76 +305,75 @@ def _inputs(
     return (q, a, scale_vec, prev), None
 
 
+def _band(q: Vec, max_step: Vec, steps: float) -> tuple[Vec, Vec]:
+    """The tracking band: `steps` largest steps either side of the measured position."""
+    reach = [steps * m for m in max_step]
+    return (
+        [x - r for x, r in zip(q, reach, strict=True)],
+        [x + r for x, r in zip(q, reach, strict=True)],
+    )
+
+
 def _reference(
-    q: np.ndarray,
-    prev: np.ndarray | None,
-    track_lo: np.ndarray,
-    track_hi: np.ndarray,
-    flags: set[LimitStatus],
-) -> np.ndarray:
+    q: Vec, prev: Vec | None, track_lo: Vec, track_hi: Vec, flags: set[LimitStatus]
+) -> Vec:
     """Where the step starts: the previous command, as in ros2_control's saturation
     limiter. If the arm has fallen more than `tracking_steps` behind it, the reference
     is pulled back within reach of the measured position first: that moves the command
     toward where the arm really is, which can only shrink the motion."""
     if prev is None:
-        return q.copy()
-    ref = np.clip(prev, track_lo, track_hi)
-    if not np.array_equal(ref, prev):
+        return list(q)
+    ref = _clipped(prev, track_lo, track_hi)
+    if ref != prev:
         flags.add(LimitStatus.TRACKING_CLAMPED)
     return ref
 
 
 def _velocity(
-    requested: np.ndarray, ref: np.ndarray, max_step: np.ndarray, flags: set[LimitStatus]
-) -> tuple[np.ndarray, np.ndarray, float]:
+    requested: Vec, ref: Vec, max_step: Vec, flags: set[LimitStatus]
+) -> tuple[Vec, Vec, float]:
     """(3) Per-step change, all joints scaled by one factor so the direction is kept."""
-    target = requested.copy()
-    step = requested - ref
-    over = np.abs(step) > max_step
-    velocity_scale = 1.0
-    if over.any():
-        velocity_scale = float(np.min(max_step[over] / np.abs(step[over])))
-        step = step * velocity_scale
-        target = ref + step
-        flags.add(LimitStatus.VELOCITY_SCALED)
-    return target, step, velocity_scale
+    step = [r - f for r, f in zip(requested, ref, strict=True)]
+    ratios = [m / abs(d) for d, m in zip(step, max_step, strict=True) if abs(d) > m]
+    if not ratios:
+        return list(requested), step, 1.0
+    velocity_scale = min(ratios)
+    step = [d * velocity_scale for d in step]
+    flags.add(LimitStatus.VELOCITY_SCALED)
+    return [f + d for f, d in zip(ref, step, strict=True)], step, velocity_scale
 
 
 def _tracking(
-    target: np.ndarray,
-    step: np.ndarray,
-    ref: np.ndarray,
-    track_lo: np.ndarray,
-    track_hi: np.ndarray,
-    flags: set[LimitStatus],
-) -> tuple[np.ndarray, np.ndarray]:
+    target: Vec, step: Vec, ref: Vec, track_lo: Vec, track_hi: Vec, flags: set[LimitStatus]
+) -> tuple[Vec, Vec]:
     """(4) Tracking bound around the measured position, along the same direction."""
-    outside = (target > track_hi) | (target < track_lo)
-    if outside.any():
+    if any(t > hi or t < lo for t, lo, hi in zip(target, track_lo, track_hi, strict=True)):
         f = _largest_fraction(ref, step, track_lo, track_hi)
-        step = step * f
-        target = np.clip(ref + step, track_lo, track_hi)  # rounding only
-        step = target - ref
+        moved = [r + d * f for r, d in zip(ref, step, strict=True)]
+        target = _clipped(moved, track_lo, track_hi)  # rounding only
+        step = [t - r for t, r in zip(target, ref, strict=True)]
         flags.add(LimitStatus.TRACKING_CLAMPED)
     return target, step
 
 
 def _joint_range(
-    target: np.ndarray,
-    step: np.ndarray,
-    ref: np.ndarray,
+    target: Vec,
+    step: Vec,
+    ref: Vec,
     profile: RobotProfile,
     margin: float,
     flags: set[LimitStatus],
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[Vec, Vec]:
     """(5) Joint range with margin. A joint already outside the band (the arm started
     there, or a limit was changed) may move toward the inside but never further out."""
-    lower = np.asarray(profile.lower, dtype=np.float64) + margin
-    upper = np.asarray(profile.upper, dtype=np.float64) - margin
-    bounded = np.clip(target, np.minimum(lower, ref), np.maximum(upper, ref))
-    if not np.array_equal(bounded, target):
+    lower = [float(x) + margin for x in profile.lower]
+    upper = [float(x) - margin for x in profile.upper]
+    lo = [min(a, r) if a != r else a for a, r in zip(lower, ref, strict=True)]
+    hi = [max(b, r) if b != r else b for b, r in zip(upper, ref, strict=True)]
+    bounded = _clipped(target, lo, hi)
+    if bounded != target:
         target = bounded
-        step = target - ref
+        step = [t - r for t, r in zip(target, ref, strict=True)]
         flags.add(LimitStatus.JOINT_BOUND)
     return target, step
 

@@ -18,6 +18,7 @@ clock drives it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -50,7 +51,9 @@ from grasprt.types import (
 
 # The loop's own stages around the policy's; together they tile the cycle.
 READ_STAGES = ("frame_wait", "state_read", "model_view")
-WRITE_STAGES = ("limiter", "command", "record")
+# The perception gate (runtime/perception.py) is its own stage; records made before it
+# was split off charged it to "limiter".
+WRITE_STAGES = ("perception", "limiter", "command", "record")
 
 
 def cycle_stages(policy: Policy) -> tuple[str, ...]:
@@ -65,6 +68,10 @@ class LoopConfig:
     staleness: WatchdogSettings = field(default_factory=WatchdogSettings)
     lift_height: float = 0.05
     perception: PerceptionSettings = field(default_factory=PerceptionSettings)
+    # A policy that can (OnnxPolicy.prewarm) runs its last cycle's models again between
+    # cycles, ending this long before each slot, outside the cycle's timing, so the
+    # cycle finds them warm ([inference] prewarm_ms; 0: off).
+    prewarm_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,7 @@ class ControlLoop:
         self.action_scale = np.asarray(bundle.action_scale, dtype=np.float32)
         self.period = 1.0 / config.rate_hz
         self._stop_request: str | None = None
+        self._prewarm_run_s: float | None = None  # how long a pre-warm run takes
         self.cycles = 0
 
     def request_stop(self, reason: str) -> None:
@@ -265,6 +273,7 @@ class ControlLoop:
     # --- one cycle ----------------------------------------------------------------
 
     def _cycle(self, ep: _Episode, beat: Callable[[], None]) -> Outcome:
+        self._prewarm(ep)
         tick = ep.rate.wait()
         beat()
         if self.gate.latched:
@@ -276,6 +285,27 @@ class ControlLoop:
             return self._timed_cycle(ep, tick)
         finally:
             self.timer.end()
+
+    def _prewarm(self, ep: _Episode) -> None:
+        """The pre-warm run, timed to end `prewarm_s` before the next slot.
+
+        It starts its expected length earlier: the longest recent run (decaying by
+        a tenth a cycle), a quarter period before the first. A run that reached into
+        the slot would make the loop skip it as an overrun; one with no room is left out.
+        """
+        warm = getattr(self.policy, "prewarm", None)
+        if self.config.prewarm_s <= 0 or warm is None or ep.result.steps == 0:
+            return
+        if self._prewarm_run_s is None:
+            self._prewarm_run_s = self.period / 4
+        at = ep.rate.next_due() - self.config.prewarm_s - self._prewarm_run_s
+        if self.clock.now() >= at:
+            return
+        self.clock.sleep_until(at)
+        start = time.perf_counter()
+        warm()
+        took = time.perf_counter() - start
+        self._prewarm_run_s = max(took, 0.9 * self._prewarm_run_s)
 
     def _timed_cycle(self, ep: _Episode, tick: Tick) -> Outcome:
         ep.result.overruns += tick.missed
@@ -331,6 +361,7 @@ class ControlLoop:
         held = self.perception.check(
             self.policy.mask, r.state.q, r.frame.stamp, r.state.gripper, r.frame.hand_mask
         )
+        self.timer.mark("perception")
         limited = None if held else self.limiter.apply(r.state.q, action, self.action_scale)
         self.timer.mark("limiter")
         return _Decision(action, self.policy.mask, limited, perception=held)
@@ -357,9 +388,11 @@ class ControlLoop:
             self.heartbeat.beat()
         res.steps += 1
         res.limited_steps += int(limited.limited)
+        # Before the record's mark, so that it is timed: numpy lets go of the GIL to sum
+        # the mask, and the recorder's thread, just woken by the record, can take it.
+        ep.last_state, ep.last_mask_area = r.state, float(d.mask.sum())
         self._record(ep, r, "ok", None, d)
         self.timer.mark("record")
-        ep.last_state, ep.last_mask_area = r.state, float(d.mask.sum())
         return OK
 
     def _after_command(self, ep: _Episode) -> bool:

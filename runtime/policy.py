@@ -34,6 +34,10 @@ class OnnxPolicy:
         else:
             self.stages = ("segmenter", "threshold", "controller")
 
+    def prewarm(self) -> None:
+        """Between cycles: the last cycle's runs again (runtime/loop.py, prewarm)."""
+        self.pipeline.prewarm(segmenter=not self.truth_mask)
+
     def step(self, obs: Observation, mark: Callable[[str], None]) -> np.ndarray:
         p = self.pipeline
         if self.truth_mask:

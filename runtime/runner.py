@@ -325,6 +325,8 @@ class Run:
                 max_steps=self.steps,
                 staleness=cfg.watchdog,
                 perception=cfg.perception,
+                # The sim clock never idles: nothing goes cold between its cycles.
+                prewarm_s=0.0 if cfg.sim_clock else cfg.inference.prewarm_ms / 1e3,
             ),
             timer=timer,
             recorder=self.sink,

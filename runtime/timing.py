@@ -7,6 +7,7 @@ cycle. Percentiles are computed once, at the end.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -19,6 +20,7 @@ STAGES: tuple[str, ...] = (
     "segmenter",
     "threshold",
     "controller",
+    "perception",
     "limiter",
     "command",
     "record",
@@ -92,8 +94,8 @@ class StageTimer:
 
     def current_row(self) -> dict[str, float]:
         """The stages marked so far in the open cycle (for the flight record)."""
-        row = self.table[self.n]
-        return {s: float(row[i]) for i, s in enumerate(self.stages) if np.isfinite(row[i])}
+        row = self.table[self.n].tolist()  # one call, then plain floats
+        return {s: v for s, v in zip(self.stages, row, strict=True) if math.isfinite(v)}
 
     def report(self) -> dict[str, object]:
         n = self.n

@@ -76,6 +76,7 @@ def inference_toml(cfg: InferenceSettings, cpu: CpuInfo, reason: str) -> str:
         "fused": cfg.fused,
         "precision": cfg.precision,
         "placement": cfg.placement,
+        "prewarm_ms": cfg.prewarm_ms,
         "tuned_cpu": cpu.model,
         "tuned_isa": cpu.isa,
     }

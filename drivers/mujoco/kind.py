@@ -43,7 +43,11 @@ def mujoco_drivers(cfg: RunConfig, bundle: Bundle, sim: SimConfig | None = None)
     config = sim or settings.sim_config()
     clock: Clock = SimClock() if cfg.sim_clock else MonotonicClock()
     world = MujocoWorld(config, clock, cfg.seed, fingers=settings.fingers)
-    robot = SimSawyer(world, stall_state_after_s=config.faults.state_stall_after_s)
+    # Physics stays on the read path here: stepping MuJoCo from a thread of its own
+    # beside the loop has not been measured.
+    robot = SimSawyer(
+        world, stall_state_after_s=config.faults.state_stall_after_s, background=False
+    )
     camera: Camera = SimWristCamera(
         world,
         load_camera_info(config.camera_file or DEFAULT_CAMERA_FILE),

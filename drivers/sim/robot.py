@@ -6,6 +6,8 @@ import threading
 
 import numpy as np
 
+from grasprt.clock import SimClock
+from grasprt.drivers.sim.integrator import BackgroundIntegrator
 from grasprt.drivers.sim.world import SimWorld
 from grasprt.errors import DriverError
 from grasprt.profiles import SAWYER
@@ -20,13 +22,26 @@ class SimSawyer:
     last state it gave, stamp included, as a robot whose state topic went silent would.
     A command with a non-finite number is refused and the arm holds, as
     forward_command_controller drops such a command; it is counted in `refused`.
+
+    On a real-time clock the arm moves on between reads, from a thread
+    (drivers/sim/integrator.py), so a state read costs what a real arm's does: the
+    newest state, not the simulation of the last period. `background` None: on any
+    clock but the simulator's.
     """
 
     name = "sim"
     joint_names: tuple[str, ...] = SAWYER.joint_names
 
-    def __init__(self, world: SimWorld, stall_state_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        world: SimWorld,
+        stall_state_after_s: float | None = None,
+        background: bool | None = None,
+    ) -> None:
         self.world = world
+        if background is None:
+            background = not isinstance(world.clock, SimClock)
+        self._integrator = BackgroundIntegrator(world) if background else None
         self.stall_state_after_s = stall_state_after_s
         self.refused = 0
         self._connected_at: float | None = None
@@ -36,8 +51,12 @@ class SimSawyer:
     def connect(self) -> None:
         self._connected_at = self.world.clock.now()
         self._last = None
+        if self._integrator is not None:
+            self._integrator.start()
 
     def disconnect(self) -> None:
+        if self._integrator is not None:
+            self._integrator.stop()
         self._connected_at = None
 
     def _require_connected(self) -> float:

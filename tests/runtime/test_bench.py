@@ -145,6 +145,7 @@ def test_bench_fast_loop_stage_times_add_up_to_the_cycle(
         _check_percentiles(r[key])
     models = {"segmenter+controller"} if fused else {"segmenter", "threshold", "controller"}
     assert set(r["stages"]) == {"frame_wait", "state_read", "model_view", *models} | {
+        "perception",
         "limiter",
         "command",
         "record",

@@ -70,7 +70,8 @@ def test_closed_fingers_hide_the_target_without_a_lost_hold() -> None:
     g = gate(lost_cycles=2)
     masks = [disc(50, 50), EMPTY, EMPTY, EMPTY, EMPTY, EMPTY]
     grips = [0.0, 0.7, 0.7, 0.7, 0.1, 0.1]
-    got = [g.check(m, NEUTRAL, 0.1 * i, gr) for i, (m, gr) in enumerate(zip(masks, grips))]
+    pairs = enumerate(zip(masks, grips, strict=True))
+    got = [g.check(m, NEUTRAL, 0.1 * i, gr) for i, (m, gr) in pairs]
     assert [None if h is None else h.check for h in got] == [None, None, None, None, "lost", "lost"]
     strict = gate(lost_cycles=2, lost_ignored_closed=1.0)
     got = [strict.check(m, NEUTRAL, 0.1 * i, 0.7) for i, m in enumerate(masks[:3])]
@@ -192,6 +193,27 @@ def test_blobs_centroid_is_the_largest_blobs() -> None:
     assert list(found.areas) == [49, 5] and found.total == 54
 
 
+def test_blobs_finds_what_the_default_labelling_finds() -> None:
+    # blobs() runs BBDT for speed; its components must be the default algorithm's, in
+    # the same order (the largest-first sort is stable, so ties keep label order).
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        m = np.zeros(SHAPE, dtype=np.uint8)
+        for _ in range(int(rng.integers(1, 8))):
+            x, y = (int(v) for v in rng.integers(0, 100, 2))
+            cv2.circle(m, (x, y), int(rng.integers(1, 20)), 1, -1)
+        if trial % 3 == 0:
+            m |= (rng.random(SHAPE) < 0.05).astype(np.uint8)
+        n, _, stats, cents = cv2.connectedComponentsWithStats(m, connectivity=8)
+        found = blobs(m.astype(np.float32))
+        order = np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")
+        assert found.areas.size == n - 1
+        assert np.array_equal(found.areas, stats[1:, cv2.CC_STAT_AREA][order])
+        assert np.array_equal(found.centroids, cents[1:][order])
+
+
 def test_mask_gain_worked_by_hand() -> None:
     # The 100 px mask of a 400 px image: f = 238.35 / 4, principal point 49.5, corner
     # -0.5 / 99.5: 50 px each way, tan = hypot(50, 50) / f.
@@ -238,7 +260,10 @@ def test_perception_settings_are_validated_and_loaded(tmp_path: Path) -> None:
     f.write_text("[perception]\nenabled = false\nlost_cycles = 5\narea = [0.001, 0.2]\n")
     cfg = build_run_config(f, {})
     assert cfg.perception == PerceptionSettings(enabled=False, lost_cycles=5, area=(0.001, 0.2))
-    for bad in ("lost_cycles = 0", "lost_ignored_closed = 1.5", "hidden_cycles = -1", "blob_ratio = 1.5", "area = [0.3, 0.1]", "near_m = 0"):
+    for bad in (
+        "lost_cycles = 0", "lost_ignored_closed = 1.5", "hidden_cycles = -1",
+        "blob_ratio = 1.5", "area = [0.3, 0.1]", "near_m = 0",
+    ):  # fmt: skip
         f.write_text(f"[perception]\n{bad}\n")
         with pytest.raises(ConfigError, match=r"\[perception\]"):
             build_run_config(f, {})

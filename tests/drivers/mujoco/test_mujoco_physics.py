@@ -155,7 +155,8 @@ def test_the_true_mask_is_what_the_camera_sees_past_the_fingers():
     hidden_somewhere = False
     for turn in (0.0, -0.6, -1.0):
         for height in (0.09, 0.05, 0.03):
-            q = solve_ik(w.kin, w.true_q(), sphere + [0, 0, height], frame="fingertips")
+            above = sphere + np.array([0.0, 0.0, height])
+            q = solve_ik(w.kin, w.true_q(), above, frame="fingertips")
             q[6] += turn
             w._place(q)
             frame = cam.capture()

@@ -100,9 +100,13 @@ def test_a_prewarm_longer_than_guessed_is_started_earlier_not_run_into_the_slot(
 ) -> None:
     slow = _run(bundle_dir, "wall", 5.0, SlowPrewarm)
     report = slow.execute()
-    # The first one may run into its slot; after it, each starts as early as it takes.
+    # The first one may run into its slot; after it, each starts as early as it takes
+    # (the loop has learned its length). Not one overrun a cycle, as a pre-warm started a
+    # fixed lead before the slot would give: at most the first and one a loaded machine's
+    # late sleep may add (this test sleeps on the wall clock).
     assert report.fault is None and slow.loop.timer.n == slow.cfg.max_steps
-    assert report.summary()["overruns"] <= 1
+    assert slow.loop._prewarm_run_s is not None and slow.loop._prewarm_run_s >= 0.04
+    assert report.summary()["overruns"] <= 2
 
 
 def test_prewarm_ms_is_validated() -> None:

@@ -431,21 +431,37 @@ def _place(
     say("placement: short loops for each way of placing the threads ...")
     place = measure_placement(
         tuning.chosen,
-        lambda inf, cycles, rate: run_loop(
-            replace(_run_config(replace(cfg, bench=replace(cfg.bench, cycles=cycles)), None),
-                    inference=inf),
-            parts,
-            rate_hz=rate,
-            pipeline=Pipeline(bundle, inf, segmenter_bytes=tuning.segmenter_bytes,
-                              admitted=tuning.gate_of(inf)),
-            priorities=prio,
-            cycles=cycles,
+        lambda inf, cycles, rate: _short_loop(
+            cfg, parts, bundle, tuning, inf, cycles, rate, prio
         ).summary(),
         prio,
     )
     result["placement"] = place.summary()
     say(f"placement: {place.reason}")
     return _prewarm(cfg, parts, bundle, tuning, place.chosen, result, prio, say)
+
+
+def _short_loop(
+    cfg: RunConfig,
+    parts: BenchParts,
+    bundle: Bundle,
+    tuning: Tuning,
+    inf: InferenceSettings,
+    cycles: int,
+    rate: float,
+    prio: realtime.LoopPriorities,
+) -> LoopRun:
+    """One of tuning's short loops: `inf` on a fresh pipeline, `cycles` at `rate`."""
+    return run_loop(
+        replace(_run_config(replace(cfg, bench=replace(cfg.bench, cycles=cycles)), None),
+                inference=inf),
+        parts,
+        rate_hz=rate,
+        pipeline=Pipeline(bundle, inf, segmenter_bytes=tuning.segmenter_bytes,
+                          admitted=tuning.gate_of(inf)),
+        priorities=prio,
+        cycles=cycles,
+    )  # fmt: skip
 
 
 def _prewarm(
@@ -462,16 +478,7 @@ def _prewarm(
     from grasprt.runtime.prewarm import measure_prewarm
 
     def probe(inf: InferenceSettings, cycles: int, rate: float) -> tuple[Any, Any]:
-        run = run_loop(
-            replace(_run_config(replace(cfg, bench=replace(cfg.bench, cycles=cycles)), None),
-                    inference=inf),
-            parts,
-            rate_hz=rate,
-            pipeline=Pipeline(bundle, inf, segmenter_bytes=tuning.segmenter_bytes,
-                              admitted=tuning.gate_of(inf)),
-            priorities=prio,
-            cycles=cycles,
-        )  # fmt: skip
+        run = _short_loop(cfg, parts, bundle, tuning, inf, cycles, rate, prio)
         return run.cycle_ms, run.lateness_ms
 
     say("pre-warm: short loops at the loop's rate without and with it ...")

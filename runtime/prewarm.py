@@ -14,6 +14,7 @@ would make the loop wake late).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -64,6 +65,7 @@ def measure_prewarm(base: InferenceSettings, probe: CycleProbe, rate_hz: float) 
     for _ in range(BLOCKS):
         for name, inf in arms.items():
             cycle, late = probe(inf, BLOCK_CYCLES, rate_hz)
+            gc.collect()  # the probe's pipeline and its engine threads go before the next
             runs[name][0].append(cycle)
             runs[name][1].append(late)
     figs = {k: _figures(*v) for k, v in runs.items()}

@@ -64,15 +64,18 @@ class RateKeeper:
         """When the slot the next wait() aims at is due (unless it has to skip)."""
         return self.due(self._next_k)
 
-    def wait(self) -> Tick:
-        """Sleep until the next slot and return it (starts the schedule if needed)."""
+    def wait(self, late_ok_s: float = 0.0) -> Tick:
+        """Sleep until the next slot and return it (starts the schedule if needed).
+
+        A slot already past is skipped, unless it is no more than `late_ok_s` past: then
+        it runs now, late (its lateness says by how much), rather than not at all."""
         if self.t0 is None:
             self.start()
         k = self._next_k
         now = self.clock.now()
         # Slot 0 is the start itself: the moments between start() and the first wait()
         # are not an overrun, unless a whole period went by.
-        grace = self.period_s if k == 0 else 0.0
+        grace = self.period_s if k == 0 else max(0.0, late_ok_s)
         missed = 0
         if now > self.due(k) + grace + _EPS_S:
             # Skip to the first slot not yet past (one due right now still counts).

@@ -51,6 +51,20 @@ def test_a_long_cycle_skips_to_the_next_future_slot() -> None:
     assert rk.overruns == 2 and rk.overrun_cycles == 1
 
 
+def test_a_slot_a_little_past_runs_late_when_allowed_and_is_skipped_otherwise() -> None:
+    clock = WorkingClock()
+    rk = RateKeeper(clock, PERIOD)
+    rk.start()
+    rk.wait()
+    clock.work(PERIOD + 0.003)  # 3 ms into slot 1
+    late = rk.wait(late_ok_s=PERIOD / 2)
+    assert (late.k, late.missed) == (1, 0) and late.lateness_s == pytest.approx(0.003)
+    clock.work(PERIOD + 0.003)  # 3 ms into slot 2, lateness not allowed: skipped
+    assert (rk.wait().k, rk.overruns) == (3, 1)
+    clock.work(PERIOD * 0.6 + PERIOD)  # past slot 4 by more than allowed: skipped too
+    assert rk.wait(late_ok_s=PERIOD / 2).missed == 1
+
+
 def test_no_burst_after_an_overrun() -> None:
     clock = WorkingClock()
     rk = RateKeeper(clock, PERIOD)

@@ -296,9 +296,7 @@ class ControlLoop:
         into it.
         """
         warm = getattr(self.policy, "prewarm", None)
-        if self.config.prewarm_s <= 0 or warm is None or ep.result.steps == 0:
-            return 0.0
-        if self._prewarm_off:
+        if self.config.prewarm_s <= 0 or warm is None or ep.result.steps == 0 or self._prewarm_off:
             return 0.0
         if self._prewarm_run_s is None:
             self._prewarm_run_s = self.period / 4

@@ -44,7 +44,8 @@ def truth_mask(
             x, y = view.sample_rays((mu0 * CELL, mv0 * CELL, mu1 * CELL, mv1 * CELL), _SS)
             hit = sphere_hits(x, y, c, radius)
             for part in _in_front(view, centre, hand_parts):
-                hit &= ~_part_hits(view, part, x, y)
+                if _overlaps(_silhouette(view, part), box):
+                    hit &= ~_part_hits(view, part, x, y)
             cover = block_mean(hit.astype(np.float32), CELL * _SS)
             mask[mv0:mv1, mu0:mu1] = cover >= 0.5
     u, v = view.project(c[None])[0]
@@ -72,21 +73,39 @@ def _part_hits(view: View, part: Box, x: np.ndarray, y: np.ndarray) -> np.ndarra
     return ray_box_hits(x, y, view.to_camera(part.centre), view.rot.T @ part.rot, part.half)
 
 
+_SIGNS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], np.float64)
+
+
+def _silhouette(view: View, part: Box) -> np.ndarray | None:
+    """The box's corners in pixel coordinates (8 x 2); None if it reaches behind the
+    camera (the renderer leaves such a box out)."""
+    cam = view.to_camera(part.centre + (_SIGNS * part.half) @ part.rot.T)
+    return None if np.any(cam[:, 2] <= 0.01) else view.project(cam)
+
+
+def _overlaps(uv: np.ndarray | None, box: tuple[int, int, int, int]) -> bool:
+    """Whether a silhouette's bounding box meets a pixel box (u0, v0, u1, v1): the
+    ray-box tests only for parts that can cover the sphere's rays."""
+    if uv is None:
+        return False
+    u0, v0, u1, v1 = box
+    lo, hi = uv.min(axis=0), uv.max(axis=0)
+    return bool(lo[0] < u1 and hi[0] > u0 - 1 and lo[1] < v1 and hi[1] > v0 - 1)
+
+
 def hand_mask(view: View, parts: Sequence[Box]) -> np.ndarray:
     """(height/4) x (width/4) bool: the mask cells the hand's parts cover in `view` (each
     box's silhouette, the hull of its corners; a box reaching behind the camera is left
     out, as the renderer leaves it)."""
     mh, mw = view.height // CELL, view.width // CELL
     out = np.zeros((mh, mw), np.uint8)
-    signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], np.float64)
     for part in parts:
-        corners = part.centre + (signs * part.half) @ part.rot.T
-        cam = view.to_camera(corners)
-        if np.any(cam[:, 2] <= 0.01):
+        px = _silhouette(view, part)
+        if px is None:
             continue
         # Mask cell (i, j) is centred on model pixel 4j + 1.5: scale pixel coordinates
         # to cells, with 4 bits of subpixel for fillConvexPoly.
-        uv = (view.project(cam) + 0.5) / CELL - 0.5
+        uv = (px + 0.5) / CELL - 0.5
         hull = cv2.convexHull(np.round(uv * 16).astype(np.int32))
         cv2.fillConvexPoly(out, hull, 1, lineType=cv2.LINE_8, shift=4)
     return out.astype(bool)

@@ -16,6 +16,9 @@ What this module adds is what robosuite's environments would add around it:
   closed fingers leave a 13.4 mm gap, and the 13.7 mm sphere would be pinched by 0.3 mm;
   the Rethink gripper's fingers mount in slots chosen for the object, and one slot in
   they close to a 0.5 mm gap, as the profile's gripper (closed = 0) expects;
+- the fingers mounted `FINGER_EXTENSION_M` further out, so that their tips reach where
+  the Sawyer's standard narrow fingers do (135.6 mm beyond `right_hand`, against
+  robosuite's 122.9 mm): the grasp depth every policy and the limiter assume;
 - the gripper turned `GRIPPER_ROLL_RAD` about the hand's axis on its flange, so that the
   wrist camera looks between the fingers: mounted as robosuite ships it, one finger
   crosses the camera's line of sight to the grasp point for whole stretches of the
@@ -51,13 +54,22 @@ ARMATURE = (0.5, 0.5, 0.3, 0.3, 0.1, 0.1, 0.05)
 # The gripper's turn on the flange (rad about the hand's z). The camera sits on right_l5,
 # behind j6, so the turn of the fingers against the camera's offset is j6 plus this.
 # Measured (tools/mujoco_gripper_roll.py: tips 3-14 cm over mid-workspace, the sphere
-# at 81 places around): no turn clears the view everywhere (5-9 % of in-view places are
+# at 81 places around): no turn clears the view everywhere (4-8 % of in-view places are
 # hidden at every turn), but within 5 cm of the tips, where the grasp is decided, the
-# sphere is hidden at 24 % of places as robosuite mounts it and 11 % at +0.6 rad, the
-# least of the sweep's 16 turns (+0.8 ties).
+# sphere is hidden at 24 % of places as robosuite mounts it and 13 % at +0.6 rad, the
+# least of the sweep's 16 turns (with the fingers at the Sawyer's length; 11 % with
+# robosuite's shorter ones, +0.8 tying).
 GRIPPER_ROLL_RAD = 0.6
 # Each finger this much nearer the middle than robosuite mounts it (m).
 FINGER_SLOT_M = 0.0065
+# How far robosuite's fingertips reach beyond `right_hand` (m), read off its compiled
+# model (1.5.2, `MujocoWorld._measure_gripper`).
+ROBOSUITE_FINGERTIPS_M = 0.1229
+# The fingers this much further out along the hand's axis than robosuite mounts them (m):
+# the Sawyer's standard narrow fingers (intera_common, ../shared/REFERENCE.md) reach
+# 135.62 mm, which is what the profile, the kinematic sim and the trained policy assume.
+# The electric gripper takes fingers of several lengths; this is the one the arm carries.
+FINGER_EXTENSION_M = SAWYER.gripper.fingertip_offset - ROBOSUITE_FINGERTIPS_M
 # The fingers' squeeze (N): robosuite's 20 N limit presses a 2 g ball deep into MuJoCo's
 # soft contacts; Intera's gripper holds with a set force, a few newtons for a light part.
 GRIP_FORCE_N = 3.0
@@ -178,7 +190,7 @@ def _robot_tuning(mj: ModuleType, spec: Any) -> None:
             geom.solref, geom.solimp = list(CONTACT_SOLREF), list(CONTACT_SOLIMP)
     for side, inward in (("l", -1.0), ("r", 1.0)):
         body = spec.body(f"{GRIPPER_PREFIX}{side}_finger")
-        body.pos = body.pos + np.array([0.0, inward * FINGER_SLOT_M, 0.0])
+        body.pos = body.pos + np.array([0.0, inward * FINGER_SLOT_M, FINGER_EXTENSION_M])
 
 
 def _world(mj: ModuleType, spec: Any, table_z: float) -> None:

@@ -113,6 +113,30 @@ class MujocoWorld(SimWorld):
         a, b = (self.data.geom_xpos[p] for p in self._pads)
         return float(np.linalg.norm(a - b)) - 2 * _PAD_HALF_THICKNESS
 
+    def _squeeze_overlap(self) -> float:
+        """How far, along the closing axis, the fingers overlap what they pinch (m).
+
+        MuJoCo's contacts are soft: a finger pressing the ball with the grip force sinks
+        ~0.5 mm into it, the constraint's compliance, not the plastic's. A real finger
+        stops at the ball's surface and its encoder reads the ball's width; this is the
+        overlap to add back to the pads' gap for that reading."""
+        d, m = self.data, self.scene.model
+        a, b = (d.geom_xpos[p] for p in self._pads)
+        axis = (a - b) / max(float(np.linalg.norm(a - b)), 1e-9)
+        deepest: dict[str, float] = {}
+        for i in range(d.ncon):
+            c = d.contact[i]
+            g1, g2 = int(c.geom1), int(c.geom2)
+            finger, other = (g1, g2) if g1 in self._finger_geoms else (g2, g1)
+            if c.dist >= 0 or finger not in self._finger_geoms:
+                continue
+            if m.geom_bodyid[other] == 0 or self._robot_geom[other]:
+                continue  # the table or the arm: nothing the fingers close on
+            side = _side(self.scene, m.geom_bodyid[finger])
+            along = -float(c.dist) * abs(float(np.dot(c.frame[:3], axis)))
+            deepest[side] = max(deepest.get(side, 0.0), along)
+        return sum(deepest.values())
+
     # ---- episodes -------------------------------------------------------------------
 
     def reset(self, seed: int, sphere_xy: tuple[float, float] | None = None) -> None:
@@ -217,8 +241,9 @@ class MujocoWorld(SimWorld):
     def _gripper_reading(self) -> float:
         """The gap as the Sawyer driver reports Intera's gripper position: 0 open at the
         profile's full scale (41.7 mm; these fingers open to 47.1 mm, reading 0 there
-        too), 1 closed: the scale the bundle's state was trained on."""
-        gap = self._pad_gap()
+        too), 1 closed: the scale the bundle's state was trained on. The gap is where
+        rigid fingers would stop (`_squeeze_overlap`)."""
+        gap = self._pad_gap() + self._squeeze_overlap()
         return float(np.clip(1.0 - gap / SAWYER.gripper.max_opening, 0.0, 1.0))
 
     def _gripping(self) -> bool:

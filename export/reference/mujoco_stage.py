@@ -9,19 +9,22 @@ DAgger: every iteration the current policy acts in MuJoCo (the fingers in the ca
 view, the true mask what the camera sees past them) and in the kinematic simulator, the
 expert labels every state, the pool grows and the policy is trained on all of it
 (warm-started), so it learns the new physics without unlearning the old. Candidates are
-validated in both simulators; the best mean is exported with the bundle's own
-segmenter, evaluated in both and written into the model card.
+validated in both simulators and the best mean ends a round; the next round starts
+from it on a fresh pool. The bundle's segmenter is fine-tuned with the gripper's fingers
+in view (segmenter_finetune.py); both are exported, evaluated in both simulators and
+written into the model card.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +48,22 @@ from grasprt.export.reference.dagger import (
     train,
     validate,
 )
+from grasprt.export.reference.segmenter_finetune import (
+    THRESHOLD_GRID,
+    FinetuneConfig,
+    run_finetune,
+)
+from grasprt.export.reference.segmenter_finetune import load as load_segmenter_step
+from grasprt.export.reference.segmenter_finetune import save as save_segmenter_step
 
 SIMULATORS = ("mujoco", "sim")
 
 
 @dataclass(frozen=True)
 class MujocoStageConfig:
+    # Rounds of `iterations`: each starts a fresh pool (its anchor with the last round's
+    # chosen policy acting) from that policy, and ends in a selection of its own.
+    rounds: int = 2
     iterations: int = 6
     # New labelled frames per iteration in each simulator: MuJoCo's physics is what is
     # new; the kinematic frames keep what the policy already does there.
@@ -72,6 +85,8 @@ class MujocoStageConfig:
     validation_attempts: int = 20
     seed: int = 0
     threads: int = 2
+    # The segmenter's step (segmenter_finetune.py): the fingers in view.
+    segmenter: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def dagger(self, robot: str, anchor: bool = False) -> DaggerConfig:
         """The kinematic recipe's DAgger settings, with this stage's sizes."""
@@ -89,8 +104,9 @@ class MujocoStageConfig:
     def quick(cls, seed: int = 0) -> MujocoStageConfig:
         """Tiny sizes for a smoke test (a useless policy, in a minute)."""
         return cls(
-            iterations=1, frames=(("mujoco", 30), ("sim", 20)), anchor=(("sim", 20),),
+            rounds=1, iterations=1, frames=(("mujoco", 30), ("sim", 20)), anchor=(("sim", 20),),
             epochs=1, final_epochs=1, select_from=1, validation_attempts=1, seed=seed,
+            segmenter=FinetuneConfig.quick(seed),
         )  # fmt: skip
 
 
@@ -192,42 +208,79 @@ def select(
     return int(best["policy"]), dict(candidates)[int(best["policy"])], table
 
 
+def segmenter_step(
+    source: Path, work: Path, cfg: MujocoStageConfig, say: Callable[[str], None]
+) -> tuple[Segmenter, dict[str, Any]]:
+    """The bundle's segmenter fine-tuned with the fingers in view; a finished one in
+    `work` (the same config) is taken as it is."""
+    ckpt = work / "mujoco-segmenter.pt"
+    if ckpt.exists():
+        net, record = load_segmenter_step(ckpt)
+        # As JSON has it (tuples read back as lists).
+        if record.get("config") == json.loads(json.dumps(asdict(cfg.segmenter))):
+            say(f"segmenter: fine-tuned already ({ckpt})")
+            return net, record
+    net = bundle_segmenter(source)
+    record = run_finetune(net, str(source), cfg.segmenter, say)
+    save_segmenter_step(net, record, ckpt)
+    return net, record
+
+
 def run_stage(
     source: Path, out: Path, work: Path, cfg: MujocoStageConfig, say: Callable[[str], None]
 ) -> dict[str, Any]:
     """Train, select, export into `out`; returns the stage's record for the provenance."""
     work.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
+    rounds: list[dict[str, Any]] = []
     try:
-        start = bundle_controller(source)
         graph = bundle_controller(source)
-        history = iterate(str(source), graph, cfg, work, say)
-        chosen, graph, table = select(str(source), start, cfg, work, say)
+        for n in range(1, cfg.rounds + 1):
+            graph, row = one_round(str(source), graph, cfg, work / f"round{n}", say)
+            rounds.append({"round": n, **row})
+        segmenter, seg_record = segmenter_step(source, work, cfg, say)
     finally:
         torch.set_num_threads(threads)
-    say(f"chosen: policy {chosen}")
     ckpt = work / "mujoco-controller.pt"
     save_controller(graph, ckpt)
     record = {
         "config": asdict(cfg),
         "expert": asdict(ExpertConfig()),
         "started_from": str(source),
-        "history": history,
-        "validation": table,
-        "chosen_policy": chosen,
+        "rounds": rounds,
+        "segmenter": seg_record,
     }
-    export_from(source, work / "bundle", graph, ckpt, record)
+    export_from(source, work / "bundle", graph, ckpt, record, segmenter, seg_record["threshold"])
     install(work / "bundle", out)
     return record
 
 
+def one_round(
+    bundle: str, start: ControllerGraph, cfg: MujocoStageConfig, work: Path,
+    say: Callable[[str], None],
+) -> tuple[ControllerGraph, dict[str, Any]]:  # fmt: skip
+    """DAgger from `start` on a fresh pool, then the selection (`start` is policy 0)."""
+    work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)  # every round as if it ran in a process of its own
+    graph = copy.deepcopy(start)
+    history = iterate(bundle, graph, cfg, work, say)
+    chosen, graph, table = select(bundle, start, cfg, work, say)
+    say(f"chosen: policy {chosen}")
+    return graph, {"history": history, "validation": table, "chosen_policy": chosen}
+
+
 def export_from(
-    source: Path, out: Path, graph: ControllerGraph, ckpt: Path, record: dict[str, Any]
+    source: Path,
+    out: Path,
+    graph: ControllerGraph,
+    ckpt: Path,
+    record: dict[str, Any],
+    segmenter: Segmenter | None = None,
+    mask_threshold: float | None = None,
 ) -> None:
-    """`out` gets the source bundle's segmenter, threshold, scale and provenance, and
-    the stage's controller."""
+    """`out` gets the source bundle's scale and provenance, the stage's controller, and
+    `segmenter` with its `mask_threshold` (None: the source bundle's own, and its)."""
     b = load_bundle(source)
     manifest = b.manifest
     provenance = {
@@ -235,16 +288,18 @@ def export_from(
     }
     provenance["segmenter_figures"] = manifest["provenance"].get("segmenter_figures", {})
     provenance["mujoco_stage"] = record
+    # The kinematic recipe's command, then this stage's (once, if the source had one).
+    base = provenance.get("recipe", "").split("; then python -m grasprt.export.reference.mujoco")[0]
     provenance["recipe"] = (
-        f"{provenance.get('recipe', '')}; then python -m grasprt.export.reference.mujoco_stage"
+        f"{base}; then python -m grasprt.export.reference.mujoco_stage"
         f" --seed {record['config']['seed']}"
     )
     export_bundle(
-        bundle_segmenter(source),
+        segmenter if segmenter is not None else bundle_segmenter(source),
         graph.net,
         out,
         action_scale=b.action_scale,
-        mask_threshold=b.mask_threshold,
+        mask_threshold=b.mask_threshold if mask_threshold is None else mask_threshold,
         checkpoints={"controller": ckpt},
         provenance=provenance,
         force=True,
@@ -298,42 +353,33 @@ def figures_section(record: dict[str, Any], evals: dict[str, dict[str, Any]], be
             cells.append(_cell(b))
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     expert = evals.get("mujoco: expert, default gap")
-    hist = "\n".join(_history_row(h) for h in record["history"])
-    val = "\n".join(
-        f"| {v['policy']}{' (chosen)' if v['policy'] == record['chosen_policy'] else ''} | "
-        + " | ".join(f"{x:.2f}" for r in SIMULATORS for x in v["success"][r].values())
-        + f" | {v['mean']:.3f} |"
-        for v in record["validation"]
-    )
+    rounds = "\n\n".join(_round_tables(r) for r in record["rounds"])
     cfg = record["config"]
     return f"""{_BEGIN}
 ## MuJoCo stage (`export/reference/mujoco_stage.py`)
 
-DAgger continued from the kinematic recipe's controller in two simulators: each of
-{cfg['iterations']} iterations, the current policy acts in MuJoCo (robosuite's Sawyer and
-Rethink gripper, contact physics, the fingers drawn in the wrist camera's view, the true
-mask what the camera sees past them) and in the kinematic simulator
+DAgger continued from the kinematic recipe's controller in two simulators, in
+{cfg['rounds']} rounds. In each of a round's {cfg['iterations']} iterations, the current
+policy acts in MuJoCo (robosuite's Sawyer and Rethink gripper, contact physics, the
+fingers drawn in the wrist camera's view, the true mask what the camera sees past them)
+and in the kinematic simulator
 ({', '.join(f'{n} new frames in {r}' for r, n in cfg['frames'])}), the expert labels every
 state, and the policy is trained on the whole pool ({cfg['epochs']} epochs an iteration,
 {cfg['final_epochs']} more at the end, Adam lr {cfg['lr']}, warm-started). The bundle's
-controller is the best mean validation success over both simulators among the last
-{cfg['select_from']} policies and the one the stage started from (policy 0). The segmenter
-is the kinematic recipe's, unchanged. The sections above this one describe the
-kinematic recipe and its controller, the one this stage started from; the bundle ships
-this stage's controller, whose figures are the table below.
+controller of a round is the best mean validation success over both simulators among
+its last {cfg['select_from']} policies and the one it started from (policy 0); the next
+round starts from it, on a fresh pool whose anchor it collects. The sections
+above this one describe the kinematic recipe and its networks, the ones this stage
+started from; the bundle ships this stage's, whose figures are the tables below.
 
-| iteration | episodes (mujoco / sim) | acting success | pooled | loss |
-|---|---|---|---|---|
-{hist}
+{_segmenter_section(record.get("segmenter"))}
 
-| policy | mujoco: default, large gap, moving | | | sim: default, large gap, moving | | | mean |
-|---|---|---|---|---|---|---|---|
-{val}
+{rounds}
 
 ## Figures in both simulators
 
 `grasprt eval --robot {{sim,mujoco}} --grid 50 --repeats 3 --max-steps 150`, seed 0;
-"before" is the kinematic recipe's controller (the bundle this stage started from).
+"before" is the bundle this stage started from (the kinematic recipe's networks).
 MuJoCo target: full pipeline >= {MUJOCO_TARGET}. Expert in MuJoCo: {_cell(expert)}.
 
 | setting | sim | sim, before | mujoco | mujoco, before |
@@ -344,6 +390,53 @@ MuJoCo target: full pipeline >= {MUJOCO_TARGET}. Expert in MuJoCo: {_cell(expert
 
 
 _BEGIN, _END = "<!-- mujoco-stage -->", "<!-- /mujoco-stage -->"
+
+
+def _segmenter_section(seg: dict[str, Any] | None) -> str:
+    """The segmenter step's paragraph and its before/after table."""
+    if not seg:
+        return "The segmenter is the kinematic recipe's, unchanged."
+    c = seg["config"]
+    rows = []
+    for when, key in (("before", "start_threshold"), ("after", "threshold")):
+        for sim in ("mujoco", "sim"):
+            f = seg[when][sim]
+            rows.append(
+                f"| {when} | {seg[key]:g} | {sim} ({f['frames']} frames) | {f['iou']} | "
+                f"{f['precision']} | {f['recall']} | {f['false_alarm_frame_rate']} |"
+            )
+    table = "\n".join(rows)
+    return f"""The segmenter is the kinematic recipe's, fine-tuned with the fingers in view
+(`export/reference/segmenter_finetune.py`): {c['steps']} steps at up to lr {c['lr']} on the
+recipe's composites with dark finger blocks drawn in front in {c['p_fingers']:.0%} of them,
+the truth what they leave visible. Scored on frames it never trained on (MuJoCo's wrist
+camera along the expert's approaches, the kinematic sim's held-out frames), at the
+bundle's mask threshold (IoU at {', '.join(f'{t:g}' for t in THRESHOLD_GRID)} is in the
+provenance; a higher threshold scores better there and grasps worse in MuJoCo):
+
+| | threshold | frames | IoU | precision | recall | frames with a false blob |
+|---|---|---|---|---|---|---|
+{table}"""
+
+
+def _round_tables(r: dict[str, Any]) -> str:
+    """A round's iterations and its validation of the candidates."""
+    hist = "\n".join(_history_row(h) for h in r["history"])
+    val = "\n".join(
+        f"| {v['policy']}{' (chosen)' if v['policy'] == r['chosen_policy'] else ''} | "
+        + " | ".join(f"{x:.2f}" for sim in SIMULATORS for x in v["success"][sim].values())
+        + f" | {v['mean']:.3f} |"
+        for v in r["validation"]
+    )
+    return f"""Round {r['round']}:
+
+| iteration | episodes (mujoco / sim) | acting success | pooled | loss |
+|---|---|---|---|---|
+{hist}
+
+| policy | mujoco: default, large gap, moving | | | sim: default, large gap, moving | | | mean |
+|---|---|---|---|---|---|---|---|
+{val}"""
 
 
 def _history_row(h: dict[str, Any]) -> str:
@@ -361,12 +454,24 @@ def _cell(s: dict[str, Any] | None) -> str:
     return "-" if s is None else f"{s['success_rate']:.3f} ({s['successes']}/{s['attempts']})"
 
 
+_NOTE = (
+    "<!-- mujoco-stage-note -->\n> **This bundle ships the MuJoCo stage's networks** (the "
+    "last section, with its figures in both simulators). The sections before it describe "
+    "the kinematic recipe's networks, which the stage started from, and their figures."
+    "\n<!-- /mujoco-stage-note -->\n"
+)
+
+
 def write_card(out: Path, section: str) -> None:
-    """The section into the bundle's README, in place of an earlier one."""
+    """The section into the bundle's README, in place of an earlier one, and a note under
+    the title that the figures above it are the start's."""
     card = out / "README.md"
     text = card.read_text() if card.exists() else "# grasprt reference bundle\n"
-    pattern = re.compile(re.escape(_BEGIN) + ".*?" + re.escape(_END) + "\n?", re.S)
-    text = pattern.sub("", text).rstrip("\n") + "\n\n" + section
+    note = ("<!-- mujoco-stage-note -->", "<!-- /mujoco-stage-note -->")
+    for begin, end in ((_BEGIN, _END), note):
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end) + "\n?\n?", "", text, flags=re.S)
+    title, _, rest = text.partition("\n")
+    text = f"{title}\n\n{_NOTE}\n{rest.lstrip(chr(10))}".rstrip("\n") + "\n\n" + section
     card.write_text(text)
 
 

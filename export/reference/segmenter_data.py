@@ -247,10 +247,53 @@ def _sensor(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def cell_mask(cover: np.ndarray, centre_px: tuple[float, float] | None) -> np.ndarray:
-    """The 4x-smaller truth mask of a coverage image, by the simulator's rule."""
+def _fingers(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    light: Light,
+    near: tuple[float, float, float] | None,
+) -> np.ndarray:
+    """The gripper's fingers in front of the scene: one or two dark blocks, drawn over
+    the image; returns their coverage, which hides the target wherever it lies.
+
+    The wrist camera looks past the fingers at what they close on (docs/mujoco.md), so
+    near the grasp the target sits at a finger's edge or partly behind it. `near`
+    (u, v, radius) puts the blocks against the target, else they fall anywhere."""
+    h, w = img.shape[:2]
+    occ = np.zeros((h, w), np.float32)
+    scale = near[2] if near is not None else float(np.exp(rng.uniform(np.log(3.0), np.log(20.0))))
+    for _ in range(int(rng.integers(1, 3))):
+        size = (scale * rng.uniform(1.5, 8.0), scale * rng.uniform(0.8, 4.0))
+        if near is not None:
+            side = rng.uniform(0.0, 2 * np.pi)
+            reach = scale * rng.uniform(0.3, 1.0) + 0.5 * min(size) * rng.uniform(0.5, 1.2)
+            centre = (near[0] + reach * np.cos(side), near[1] + reach * np.sin(side))
+        else:
+            centre = (rng.uniform(0, w), rng.uniform(0, h))
+        corners = cv2.boxPoints((centre, size, rng.uniform(0.0, 180.0)))
+        cv2.fillPoly(occ, [np.round(corners * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+    if not occ.any():
+        return occ
+    # Black plastic: a few percent of the light, a little shading across the block.
+    level = rng.uniform(0.02, 0.2) * (light.ambient + (1 - light.ambient) * rng.uniform(0.3, 1.0))
+    ramp = np.linspace(rng.uniform(0.6, 1.0), rng.uniform(0.6, 1.0), w, dtype=np.float32)
+    colour = 255.0 * light.tint * level * ramp[None, :, None]
+    img *= 1.0 - occ[..., None]
+    img += occ[..., None] * colour
+    return occ
+
+
+def cell_mask(
+    cover: np.ndarray, centre_px: tuple[float, float] | None, hidden: np.ndarray | None = None
+) -> np.ndarray:
+    """The 4x-smaller truth mask of a coverage image, by the simulator's rule (the cell
+    under the centre is 1 unless `hidden` covers the centre, as a finger in front does)."""
     h, w = cover.shape
     mask = (_block_mean(cover, CELL) >= 0.5).astype(np.float32)
+    if centre_px is not None and hidden is not None:
+        iu, iv = int(np.floor(centre_px[0] + 0.5)), int(np.floor(centre_px[1] + 0.5))
+        if 0 <= iu < w and 0 <= iv < h and hidden[iv, iu] >= 0.5:
+            centre_px = None
     if centre_px is not None:
         iu, iv = int(np.floor(centre_px[0] + 0.5)), int(np.floor(centre_px[1] + 0.5))
         if 0 <= iu < w and 0 <= iv < h:
@@ -264,6 +307,10 @@ class CompositeSettings:
     p_clutter: float = 0.5
     p_shadow: float = 0.6
     radius_px: tuple[float, float] = RADIUS_RANGE_PX
+    # The gripper's fingers in view (`_fingers`): the kinematic recipe draws none (its
+    # simulator's camera shows no hand); the MuJoCo stage's fine-tune draws them.
+    p_fingers: float = 0.0
+    p_fingers_at_target: float = 0.8
 
 
 def composite(
@@ -305,11 +352,23 @@ def composite(
             _paste(img, drawn)
             (u0, v0, u1, v1), _colour, cov = drawn
             cover[v0:v1, u0:u1] = cov
-    return _sensor(img, rng), cell_mask(cover, centre), family
+    hidden = None
+    # Drawn only when asked: the recipe's own stream of random numbers stays as it was.
+    if settings.p_fingers > 0 and rng.random() < settings.p_fingers:
+        at = centre is not None and rng.random() < settings.p_fingers_at_target
+        near = (centre[0], centre[1], radius) if at and centre is not None else None
+        hidden = _fingers(img, rng, light, near)
+        cover *= 1.0 - hidden
+    return _sensor(img, rng), cell_mask(cover, centre, hidden), family
 
 
 def crop_batch(
-    rng: np.random.Generator, source: BackgroundSource, n: int, size: int, frame: int = 400
+    rng: np.random.Generator,
+    source: BackgroundSource,
+    n: int,
+    size: int,
+    frame: int = 400,
+    settings: CompositeSettings = CompositeSettings(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """`n` square crops of side `size` as if cut from `frame`-sized images at cell-aligned
     offsets: (uint8 [n, size, size, 3], float32 [n, 1, size/4, size/4])."""
@@ -319,7 +378,9 @@ def crop_batch(
     for i in range(n):
         u0 = CELL * int(rng.integers(0, (frame - size) // CELL + 1))
         v0 = CELL * int(rng.integers(0, (frame - size) // CELL + 1))
-        img, mask, _family = composite(rng, source, size, size, (axis - u0, axis - v0))
+        img, mask, _family = composite(
+            rng, source, size, size, (axis - u0, axis - v0), settings=settings
+        )
         images[i], masks[i, 0] = img, mask
     return images, masks
 

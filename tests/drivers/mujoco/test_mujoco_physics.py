@@ -69,6 +69,11 @@ def test_a_pinch_lifts_the_sphere_and_opening_drops_it():
     tips_to(w, clock, (s[0], s[1], w.table_z + 0.002), True, 1.0)
     assert w.object_held()
     assert w._pad_gap() == pytest.approx(2 * w.sphere.radius, abs=0.0015)  # stopped on it
+    # The reading is where rigid fingers stop: the ball's width, MuJoCo's soft overlap
+    # added back (a pressed finger sinks ~0.5 mm into it).
+    assert w._squeeze_overlap() > 2e-4
+    width = 1.0 - 2 * w.sphere.radius / SAWYER.gripper.max_opening
+    assert w.gripper_position() == pytest.approx(width, abs=0.005)
     tips_to(w, clock, (s[0], s[1], w.table_z + 0.12), True, 3.0)
     lifted = w.sphere_position()[2] - (w.table_z + w.sphere.radius)
     assert lifted > 0.10
@@ -170,3 +175,12 @@ def test_the_true_mask_is_what_the_camera_sees_past_the_fingers():
             assert not (bare & ~truth & ~frame.hand_mask).any()
             hidden_somewhere |= bool((bare & ~truth).sum() >= 4)
     assert hidden_somewhere  # the sweep does put a finger in the way
+
+
+def test_the_fingertips_reach_where_the_sawyers_do():
+    # robosuite's fingers stop 12.7 mm short of the standard narrow fingers' tips; the
+    # grasp depth every policy and the limiter's floor assume is the Sawyer's.
+    w, _ = world()
+    assert w.profile.gripper.fingertip_offset == pytest.approx(
+        SAWYER.gripper.fingertip_offset, abs=1e-4
+    )

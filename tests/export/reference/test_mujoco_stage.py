@@ -55,14 +55,25 @@ def test_the_card_section_replaces_an_earlier_one(tmp_path: Path) -> None:
     row = {"success_rate": 0.5, "successes": 1, "attempts": 2}
     evals = {f"{r}: full pipeline, default gap": row for r in SIMULATORS}
     record = {
-        "config": {"iterations": 1, "frames": [["mujoco", 3], ["sim", 2]], "epochs": 1,
+        "config": {"rounds": 1, "iterations": 1, "frames": [["mujoco", 3], ["sim", 2]], "epochs": 1,
                    "final_epochs": 1, "lr": 1e-3, "select_from": 1},
-        "history": [{"iteration": 0, "anchor": {"sim": {"episodes": 2, "episode_success": 0.5}},
-                     "pooled": 3},
-                    {"iteration": 1, "mujoco": {"episodes": 1, "episode_success": 1.0},
-                     "sim": {"episodes": 1, "episode_success": 0.0}, "pooled": 5, "loss": 0.1}],
-        "validation": [{"policy": 1, "success": {r: {"a": 1.0} for r in SIMULATORS}, "mean": 1.0}],
-        "chosen_policy": 1,
+        "rounds": [{
+            "round": 1,
+            "history": [{"iteration": 0, "anchor": {"sim": {"episodes": 2, "episode_success": 0.5}},
+                         "pooled": 3},
+                        {"iteration": 1, "mujoco": {"episodes": 1, "episode_success": 1.0},
+                         "sim": {"episodes": 1, "episode_success": 0.0}, "pooled": 5, "loss": 0.1}],
+            "validation": [{"policy": 1, "success": {r: {"a": 1.0} for r in SIMULATORS},
+                            "mean": 1.0}],
+            "chosen_policy": 1,
+        }],
+        "segmenter": {
+            "config": {"steps": 3, "lr": 1e-4, "p_fingers": 0.6},
+            "start_threshold": 0.7, "threshold": 0.7,
+            **{when: {sim: {"frames": 4, "iou": 0.5, "precision": 0.6, "recall": 0.7,
+                            "false_alarm_frame_rate": 0.1} for sim in SIMULATORS}
+               for when in ("before", "after")},
+        },
     }  # fmt: skip
     (tmp_path / "README.md").write_text("# card\n\nkept\n")
     write_card(tmp_path, figures_section(record, evals, {}))
@@ -71,6 +82,8 @@ def test_the_card_section_replaces_an_earlier_one(tmp_path: Path) -> None:
     assert text.count("## MuJoCo stage") == 1 and "kept" in text
     assert "| full pipeline, default gap | 0.500 (1/2) | - | 0.500 (1/2) | - |" in text
     assert "| 0 (anchor) | - / 2 | - / 0.50 | 3 | - |" in text
+    assert "Round 1:" in text and "| 1 (chosen) | 1.00 |" in text
+    assert "| after | 0.7 | mujoco (4 frames) | 0.5 | 0.6 | 0.7 | 0.1 |" in text
 
 
 @pytest.mark.mujoco
@@ -78,17 +91,24 @@ def test_the_card_section_replaces_an_earlier_one(tmp_path: Path) -> None:
 def test_a_tiny_stage_trains_in_both_simulators_and_exports_a_bundle(tmp_path: Path) -> None:
     cfg = MujocoStageConfig.quick()
     record = run_stage(REFERENCE, tmp_path / "out", tmp_path / "work", cfg, print)
-    anchor, row = record["history"]
+    (only,) = record["rounds"]
+    anchor, row = only["history"]
     assert anchor["anchor"]["sim"]["frames"] >= 20 and "mujoco" not in anchor["anchor"]
     assert row["mujoco"]["frames"] >= 30 and row["sim"]["frames"] >= 20
     assert row["pooled"] == anchor["pooled"] + row["mujoco"]["frames"] + row["sim"]["frames"]
-    assert [v["policy"] for v in record["validation"]] == [0, 1]
+    assert [v["policy"] for v in only["validation"]] == [0, 1]
     out = load_bundle(tmp_path / "out")
     assert out.provenance["mujoco_stage"]["started_from"] == str(REFERENCE)
-    # The segmenter is the one it started from: the same masks.
+    # The segmenter is the start's, fine-tuned with the fingers in view, and scored on
+    # MuJoCo's frames before and after.
+    seg = record["segmenter"]
+    assert seg["before"]["mujoco"]["frames"] == cfg.segmenter.mujoco_frames
+    assert seg["after"]["sim"]["frames"] == cfg.segmenter.sim_frames
+    assert out.mask_threshold == seg["threshold"] == load_bundle(REFERENCE).mask_threshold
     image = np.random.default_rng(2).integers(0, 255, (1, 400, 400, 3), dtype=np.uint8)
     masks = [
         ort.InferenceSession(str(b.segmenter_path)).run(None, {"image": image})[0]
         for b in (out, load_bundle(REFERENCE))
     ]
-    assert np.abs(masks[0] - masks[1]).max() < 1e-5
+    assert np.abs(masks[0] - masks[1]).max() > 1e-4  # trained: not the start's weights
+    assert "fine-tuned with the fingers in view" in figures_section(record, {}, {})

@@ -209,3 +209,35 @@ def test_quick_training_writes_a_loadable_checkpoint_and_its_figures(tmp_path) -
     again = rescore_checkpoint(ckpt, seed=1, quick=True)
     assert again["sim"] == figures["sim"]
     assert again["composites_held_out_backgrounds"] == figures["composites_held_out_backgrounds"]
+
+
+def test_fingers_in_front_hide_the_target_and_never_add_to_its_mask() -> None:
+    # The same seed draws the same background and sphere with and without fingers (they
+    # are drawn after both), so the masks compare cell for cell; the sensor's draws come
+    # later and differ, so the images do not.
+    source = BackgroundSource(TRAIN_FAMILIES)
+    bare = CompositeSettings(p_target=1.0, p_clutter=0.0, radius_px=(6.0, 14.0))
+    with_fingers = CompositeSettings(
+        p_target=1.0, p_clutter=0.0, radius_px=(6.0, 14.0), p_fingers=1.0, p_fingers_at_target=1.0
+    )
+    cut = 0
+    for seed in range(30):
+        _, m0, _ = composite(np.random.default_rng(seed), source, 128, 128, settings=bare)
+        _, m1, _ = composite(np.random.default_rng(seed), source, 128, 128, settings=with_fingers)
+        assert not (m1 > m0).any()  # a finger never makes a cell the target's
+        cut += int(m1.sum() < m0.sum())
+    # Drawn against the target, they hide some of it in many frames, not in all.
+    assert 5 <= cut <= 29
+
+
+def test_the_recipe_draws_no_fingers() -> None:
+    assert CompositeSettings().p_fingers == 0.0
+
+
+def test_a_hidden_centre_is_not_forced_into_the_mask() -> None:
+    cover = np.zeros((16, 16), np.float32)
+    hidden = np.zeros((16, 16), np.float32)
+    hidden[4:8, 4:8] = 1.0
+    assert cell_mask(cover, (5.0, 5.0))[1, 1] == 1.0  # the sim's rule: the centre cell
+    assert cell_mask(cover, (5.0, 5.0), hidden).sum() == 0.0  # unless a finger covers it
+    assert cell_mask(cover, (12.0, 12.0), hidden)[3, 3] == 1.0

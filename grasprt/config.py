@@ -139,6 +139,12 @@ class LimiterSettings:
     gripper_band: float = 0.1
     # Minimum cycles between gripper changes (a close takes ~0.4 s on the Sawyer).
     gripper_dwell: int = 3
+    # Keep a closed gripper closed while its measured position lies in this band of the
+    # 0 (open) .. 1 (closed) reading: fingers stopped on something, not shut on nothing.
+    # A controller that looks past its own fingers loses sight of what it holds and may
+    # ask to open mid-lift (docs/mujoco.md); with this band the request is overruled
+    # (`gripper_held`) until the fingers shut past it or open. None: the policy decides.
+    hold_grip: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         p = "limiter"
@@ -151,6 +157,16 @@ class LimiterSettings:
         check_number(p, "tracking_steps", self.tracking_steps, low=1)
         check_number(p, "gripper_band", self.gripper_band, low=0, high=1, high_open=True)
         check_number(p, "gripper_dwell", self.gripper_dwell, low=0, whole=True)
+        if self.hold_grip is not None:
+            band = self.hold_grip
+            if not isinstance(band, (tuple, list)) or len(band) != 2:
+                raise ConfigError("limiter: hold_grip must be two numbers [low, high]")
+            low, high = band
+            check_number(p, "hold_grip low", low, low=0, high=1)
+            check_number(p, "hold_grip high", high, low=0, high=1)
+            if not low < high:
+                raise ConfigError(f"limiter: hold_grip low {low} must be below high {high}")
+            object.__setattr__(self, "hold_grip", (float(low), float(high)))
 
     def floor_height(self, table_z: float | None) -> float | None:
         """The height the arm's lowest point is kept above: the configured floor plane

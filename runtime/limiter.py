@@ -200,9 +200,10 @@ def _largest_fraction(ref: Vec, step: Vec, lo: Vec, hi: Vec) -> float:
 
 
 def _gripper(
-    request: float, state: LimiterState, config: LimiterConfig
+    request: float, state: LimiterState, config: LimiterConfig, measured: float | None = None
 ) -> tuple[bool, int | None, bool]:
-    """Hysteresis and dwell. Returns (closed, cycles since change, request overruled)."""
+    """Hysteresis, dwell and the grip hold (`hold_grip`, on the `measured` reading).
+    Returns (closed, cycles since change, request overruled)."""
     cycles = (
         None if state.cycles_since_gripper_change is None else state.cycles_since_gripper_change + 1
     )
@@ -213,6 +214,9 @@ def _gripper(
         wanted = False
     else:
         wanted = closed
+    band = config.settings.hold_grip
+    if closed and not wanted and band is not None and measured is not None:
+        wanted = band[0] <= measured <= band[1]  # holding something: stay closed
     if wanted != closed and (cycles is None or cycles >= config.settings.gripper_dwell):
         closed, cycles = wanted, 0
     # INTERFACE.md: > 0 close, <= 0 open. Anything else is the limiter's doing.
@@ -227,6 +231,7 @@ def limit(
     config: LimiterConfig,
     profile: RobotProfile,
     kin: Kinematics,
+    gripper_measured: float | None = None,
 ) -> tuple[LimitResult, LimiterState]:
     """Decide this cycle's joint target and gripper. Pure: inputs are never modified."""
     n = len(profile.joints)
@@ -256,7 +261,7 @@ def limit(
         target_a = _floor(target_a, step_a, ref_a, config.floor, kin, flags)
 
     # (7) Gripper.
-    closed, cycles, overruled = _gripper(float(clipped[n]), state, config)
+    closed, cycles, overruled = _gripper(float(clipped[n]), state, config, gripper_measured)
     if overruled:
         flags.add(LimitStatus.GRIPPER_HELD)
 
@@ -433,13 +438,18 @@ class Limiter:
         self.state = state if state is not None else LimiterState()
 
     def apply(
-        self, q_measured: np.ndarray, action: np.ndarray, action_scale: np.ndarray
+        self,
+        q_measured: np.ndarray,
+        action: np.ndarray,
+        action_scale: np.ndarray,
+        gripper_measured: float | None = None,
     ) -> LimitResult:
         """Limit one action. The state advances as if the target is sent; if it is not
         (the gate refused, the loop held), call :meth:`note_command` with None."""
         result, self.state = limit(
-            q_measured, action, action_scale, self.state, self.config, self.profile, self.kin
-        )
+            q_measured, action, action_scale, self.state, self.config, self.profile, self.kin,
+            gripper_measured,
+        )  # fmt: skip
         return result
 
     def reset(

@@ -372,7 +372,11 @@ class ControlLoop:
             self.policy.mask, r.state.q, r.frame.stamp, r.state.gripper, r.frame.hand_mask
         )
         self.timer.mark("perception")
-        limited = None if held else self.limiter.apply(r.state.q, action, self.action_scale)
+        limited = (
+            None
+            if held
+            else self.limiter.apply(r.state.q, action, self.action_scale, r.state.gripper)
+        )
         self.timer.mark("limiter")
         return _Decision(action, self.policy.mask, limited, perception=held)
 

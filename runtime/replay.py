@@ -229,7 +229,7 @@ class Replayer:
         q = np.asarray(c["q"], dtype=np.float64)
         view = self.view.apply(frame)
         action = self.policy.step(Observation(view, q, float(c["gripper"]), None), _no_mark)
-        limited = self.limiter.apply(q, action, self.scale)
+        limited = self.limiter.apply(q, action, self.scale, float(c["gripper"]))
         mask = self.policy.mask[0, 0] > 0.5
         recorded_mask = self.rec.masks[row.index]
         a_rec = np.asarray(c["action"], dtype=np.float64)

@@ -240,6 +240,28 @@ def test_gripper_hysteresis_keeps_the_state_inside_the_band() -> None:
     assert not res.gripper_closed
 
 
+def test_a_grip_on_something_stays_closed_until_the_fingers_shut_past_it() -> None:
+    config = config_of(hold_grip=[0.5, 0.9])  # as a TOML file gives it
+    assert config.settings.hold_grip == (0.5, 0.9)
+    state = LimiterState(gripper_closed=True, cycles_since_gripper_change=10)
+
+    def step(gripper: float | None, st: LimiterState) -> tuple[LimitResult, LimiterState]:
+        return limit(NEUTRAL, action(gripper=-1.0), SMALL_SCALE, st, config, SAWYER, KIN, gripper)
+
+    for _ in range(5):  # the fingers stopped on the sphere (0.671): the open is overruled
+        res, state = step(0.671, state)
+        assert res.gripper_closed and LimitStatus.GRIPPER_HELD in res.flags
+    res, _ = step(0.99, state)  # shut past it: it slipped out, nothing is held
+    assert not res.gripper_closed
+    res, _ = step(None, state)  # a gripper that reports nothing: the request stands
+    assert not res.gripper_closed
+    res, _ = run(NEUTRAL, action(gripper=-1.0), state=state)  # the band off: the same
+    assert not res.gripper_closed
+    open_state = LimiterState(gripper_closed=False, cycles_since_gripper_change=10)
+    res, _ = step(0.671, open_state)  # it never closes a gripper by itself
+    assert not res.gripper_closed
+
+
 def test_gripper_dwell_spaces_changes() -> None:
     state = LimiterState(gripper_closed=False)
     res, state = run(NEUTRAL, action(gripper=1.0), state=state)
@@ -267,6 +289,10 @@ def test_gripper_dwell_spaces_changes() -> None:
         {"gripper_band": -0.1},
         {"gripper_dwell": -1},
         {"gripper_dwell": 2.5},
+        {"hold_grip": (0.9, 0.5)},
+        {"hold_grip": (0.5,)},
+        {"hold_grip": (-0.1, 0.9)},
+        {"hold_grip": (0.5, math.nan)},
     ],
 )
 def test_nonsense_config_is_refused(kwargs: dict[str, object]) -> None:

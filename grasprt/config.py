@@ -158,14 +158,9 @@ class LimiterSettings:
         check_number(p, "gripper_band", self.gripper_band, low=0, high=1, high_open=True)
         check_number(p, "gripper_dwell", self.gripper_dwell, low=0, whole=True)
         if self.hold_grip is not None:
-            band = self.hold_grip
-            if not isinstance(band, (tuple, list)) or len(band) != 2:
-                raise ConfigError("limiter: hold_grip must be two numbers [low, high]")
-            low, high = band
-            check_number(p, "hold_grip low", low, low=0, high=1)
-            check_number(p, "hold_grip high", high, low=0, high=1)
-            if not low < high:
-                raise ConfigError(f"limiter: hold_grip low {low} must be below high {high}")
+            # The same shape as a mask-area range: two fractions, 0 <= low < high <= 1.
+            check_area_range(f"[{p}] hold_grip", self.hold_grip)
+            low, high = self.hold_grip
             object.__setattr__(self, "hold_grip", (float(low), float(high)))
 
     def floor_height(self, table_z: float | None) -> float | None:

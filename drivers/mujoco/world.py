@@ -79,6 +79,8 @@ class MujocoWorld(SimWorld):
         self._target_geom = s.geom(TARGET)
         self._table_geom = s.geom(TABLE)
         self._finger_geoms = {s.geom(g) for g in FINGER_GEOMS}
+        # Which finger each finger geom is on, found once: contacts are scanned every read.
+        self._finger_side = {g: _side(s, int(s.model.geom_bodyid[g])) for g in self._finger_geoms}
         m = s.model
         free = {int(m.jnt_bodyid[j]) for j in range(m.njnt) if m.jnt_type[j] == 0}
         # Geoms of the robot: on a body that is neither the world nor a free object.
@@ -127,12 +129,12 @@ class MujocoWorld(SimWorld):
         for i in range(d.ncon):
             c = d.contact[i]
             g1, g2 = int(c.geom1), int(c.geom2)
-            finger, other = (g1, g2) if g1 in self._finger_geoms else (g2, g1)
-            if c.dist >= 0 or finger not in self._finger_geoms:
+            finger, other = (g1, g2) if g1 in self._finger_side else (g2, g1)
+            if c.dist >= 0 or finger not in self._finger_side:
                 continue
             if m.geom_bodyid[other] == 0 or self._robot_geom[other]:
                 continue  # the table or the arm: nothing the fingers close on
-            side = _side(self.scene, m.geom_bodyid[finger])
+            side = self._finger_side[finger]
             along = -float(c.dist) * abs(float(np.dot(c.frame[:3], axis)))
             deepest[side] = max(deepest.get(side, 0.0), along)
         return sum(deepest.values())
@@ -306,8 +308,7 @@ class MujocoWorld(SimWorld):
             pair = {int(c.geom1), int(c.geom2)}
             if self._target_geom in pair:
                 touching |= pair & self._finger_geoms
-        sides = {self.scene.model.geom_bodyid[g] for g in touching}
-        return len({_side(self.scene, b) for b in sides}) == 2
+        return len({self._finger_side[g] for g in touching}) == 2
 
     def grasp_succeeded(self) -> bool:
         """The sphere is lifted 5 cm off the table and held between both fingers."""

@@ -26,10 +26,17 @@ import numpy as np
 import torch
 
 from grasprt.bundle import load_bundle
+from grasprt.export.checkpoints import load_segmenter
 from grasprt.export.models import Segmenter
 from grasprt.export.reference.backgrounds import TRAIN_FAMILIES, BackgroundSource
 from grasprt.export.reference.segmenter_data import CompositeSettings, crop_batch, sim_frames
-from grasprt.export.reference.train_segmenter import _normalise, dilate, loss_fn, predictor
+from grasprt.export.reference.train_segmenter import (
+    _normalise,
+    _save,
+    dilate,
+    loss_fn,
+    predictor,
+)
 
 
 @dataclass(frozen=True)
@@ -208,17 +215,13 @@ def _line(fig: dict[str, Any]) -> str:
 
 
 def save(net: Segmenter, record: dict[str, Any], path: Path) -> None:
-    """The fine-tuned weights and their record, side by side (`load` reads both)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": net.state_dict(), "arch": list(net.widths)}, path)
+    """The fine-tuned weights (the recipe's checkpoint format) and their record beside."""
+    _save(net, path)
     path.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str) + "\n")
 
 
 def load(path: Path) -> tuple[Segmenter, dict[str, Any]]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    net = Segmenter(tuple(ckpt["arch"]))
-    net.load_state_dict(ckpt["state_dict"])
-    return net.eval(), json.loads(path.with_suffix(".json").read_text())
+    return load_segmenter(path), json.loads(path.with_suffix(".json").read_text())
 
 
 @click.command()

@@ -28,6 +28,7 @@ from grasprt.drivers.registry import build_drivers, check_run, robot_kind, robot
 from grasprt.drivers.sim.config import SceneConfig, SimSettings
 from grasprt.drivers.sim.kind import SIM_MAX_STEPS
 from grasprt.errors import ConfigError
+from grasprt.evaluation.attempt_trace import OUTCOMES, AttemptTrace
 from grasprt.runtime.runner import PolicyFactory, Run
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ class AttemptResult:
     fault: str | None
     # Perception-gate holds by check (runtime/perception.py).
     perception_holds: dict[str, int] = field(default_factory=dict)
+    # What happened, from the simulator's truth (attempt_trace.py OUTCOMES).
+    outcome: str = ""
 
 
 @dataclass
@@ -110,6 +113,7 @@ class EvalReport:
             "detection_disagreements": int(sum(r.success != r.detected for r in self.results)),
             "stopped": self.stopped,
             "faults": [r.fault for r in self.results if r.fault],
+            "outcomes": _outcome_counts(self.results),
             "perception_holds": _hold_totals(self.results),
             "attempts_with_perception_holds": sum(bool(r.perception_holds) for r in self.results),
             "settings": settings_of(self.config),
@@ -122,7 +126,23 @@ class EvalReport:
                 }
                 for (x, y), rs in per.items()
             ],
+            # Each attempt in the order run: where, its seed, and what happened.
+            "per_attempt": [
+                {
+                    "x": round(r.attempt.x, 4),
+                    "y": round(r.attempt.y, 4),
+                    "seed": r.attempt.seed,
+                    "outcome": r.outcome,
+                    "steps": r.steps,
+                }
+                for r in self.results
+            ],
         }
+
+
+def _outcome_counts(results: Sequence[AttemptResult]) -> dict[str, int]:
+    """Attempts by outcome, every outcome named (0 where none), in OUTCOMES' order."""
+    return {k: sum(r.outcome == k for r in results) for k in OUTCOMES}
 
 
 def _hold_totals(results: Sequence[AttemptResult]) -> dict[str, int]:
@@ -269,9 +289,17 @@ def _one_attempt(
 
     from grasprt.drivers.sim.views import held_out_views
 
+    trace = AttemptTrace()
     # Held-out frames to gate a reduced precision on ([inference] from a tuned file);
     # the verdict is measured once per process, not per attempt (quantize.py).
-    run = Run(cfg, make_drivers=make, policy=policy, views=held_out_views)
+    run = Run(
+        cfg,
+        make_drivers=make,
+        policy=policy,
+        views=held_out_views,
+        # Called only while the run executes, by when `run` is bound.
+        on_cycle=lambda episode, step, info: trace.observe(run.drivers.world.grasp_truth()),
+    )
     world = run.drivers.world
     report = run.execute()
     if report.stopped and not report.episodes:
@@ -280,8 +308,10 @@ def _one_attempt(
         raise ConfigError("evaluation: a run ended before its attempt")
     ep = report.episodes[0]
     # The truth after the loop's hold: the sphere held and lifted 5 cm off the table.
+    success = bool(world.grasp_succeeded())
     res = AttemptResult(
-        a, bool(world.grasp_succeeded()), ep.success, ep.steps, ep.fault, dict(ep.perception_holds)
+        a, success, ep.success, ep.steps, ep.fault, dict(ep.perception_holds),
+        outcome=trace.outcome(success, ep.fault),
     )
     results.append(res)
     if report.stopped:

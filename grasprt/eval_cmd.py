@@ -49,6 +49,11 @@ def print_table(s: dict[str, Any]) -> None:
         f"mean steps {s['mean_steps']:.1f}  "
         f"loop-vs-truth disagreements {s['detection_disagreements']}  faults {len(s['faults'])}"
     )
+    failed = {k: n for k, n in (s.get("outcomes") or {}).items() if n and k != "success"}
+    if failed:
+        # What the simulator saw go wrong, commonest first (evaluation/attempt_trace.py).
+        by = ", ".join(f"{k} {n}" for k, n in sorted(failed.items(), key=lambda kv: -kv[1]))
+        click.echo(f"failures: {by}")
     held = s.get("perception_holds") or {}
     if held:
         by = ", ".join(f"{k} {n}" for k, n in sorted(held.items()))
@@ -188,7 +193,7 @@ def _progress(quiet: bool) -> Callable[[Any, int, int], None]:
         a = res.attempt
         line = (
             f"[{done}/{total}] x {a.x:.3f} y {a.y:+.3f}: "
-            f"{'success' if res.success else 'fail'} after {res.steps} steps"
+            f"{'success' if res.success else 'fail (' + res.outcome + ')'} after {res.steps} steps"
             + (f" ({res.fault})" if res.fault else "")
         )
         click.echo(("\r\033[K" + line) if live else line, err=True, nl=not live or done == total)

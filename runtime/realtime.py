@@ -1,4 +1,5 @@
-"""Real-time settings for the loop thread: CPU affinity, SCHED_FIFO, locked memory.
+"""Real-time settings for the loop thread: CPU affinity, SCHED_FIFO, locked memory, and
+the process's CPU wake-latency request.
 
 Each is tried on its own and degrades to a one-line note when the OS refuses (no
 CAP_SYS_NICE, an RLIMIT_MEMLOCK too small, not Linux): the loop still runs, just with
@@ -12,12 +13,15 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 # <sys/mman.h>
 _MCL_CURRENT = 1
 _MCL_FUTURE = 2
+# Linux's PM QoS interface: a request holds while the file stays open (cyclictest's way).
+CPU_LATENCY_PATH = "/dev/cpu_dma_latency"
 
 
 @dataclass
@@ -27,8 +31,12 @@ class RealtimeState:
     _old_affinity: set[int] | None = None
     _old_policy: tuple[int, int] | None = None
     _locked: bool = False
+    _latency_fd: int | None = None
 
     def undo(self) -> None:
+        if self._latency_fd is not None:
+            os.close(self._latency_fd)  # closing the file withdraws the request
+            self._latency_fd = None
         if self._old_affinity is not None:
             os.sched_setaffinity(0, self._old_affinity)
             self._old_affinity = None
@@ -59,10 +67,18 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def apply(
-    *, cpus: set[int] | None = None, fifo_priority: int | None = None, lock_memory: bool = False
+    *,
+    cpus: set[int] | None = None,
+    fifo_priority: int | None = None,
+    lock_memory: bool = False,
+    wake_latency_us: int | None = None,
+    latency_path: str = CPU_LATENCY_PATH,
 ) -> RealtimeState:
-    """Apply to the calling thread (Linux: pid 0 is the thread). Never raises."""
+    """Apply to the calling thread (Linux: pid 0 is the thread); the wake-latency
+    request holds for the whole machine until `undo()`. Never raises."""
     st = RealtimeState()
+    if wake_latency_us is not None:
+        _request_wake_latency(st, wake_latency_us, latency_path)
     if cpus:
         if not hasattr(os, "sched_setaffinity"):
             st.notes.append("CPU affinity: not supported on this OS")
@@ -106,6 +122,34 @@ def apply(
     return st
 
 
+def _request_wake_latency(st: RealtimeState, us: int, path: str) -> None:
+    """Ask the kernel to keep idle cores within `us` of waking up.
+
+    A core with nothing to run goes idle; the deeper its idle state, the later it wakes
+    when the loop's timer fires. In a virtual machine an idle vCPU is halted on the host,
+    and waking it costs milliseconds: measured on a 2-core AMD EPYC Firecracker guest, a
+    95 ms sleep woke p99 1.3 / max 3.3 ms late, and 0.42 / 0.69 ms with this request at
+    0 us (the haltpoll driver then polls instead of halting). On a bare-metal robot PC the
+    same request keeps the cores out of deep C-states. The cost is an idle core that
+    polls (power, heat), for as long as the loop runs."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as e:
+        st.notes.append(
+            f"CPU wake latency: {path} refused ({e.strerror}); idle cores may wake late "
+            "(run as root or give the robot user write access to it)"
+        )
+        return
+    try:
+        os.write(fd, struct.pack("i", us))
+    except OSError as e:
+        os.close(fd)
+        st.notes.append(f"CPU wake latency: writing {path} failed ({e.strerror})")
+        return
+    st._latency_fd = fd
+    st.applied.append(f"CPU wake latency {us} us ({path})")
+
+
 @contextlib.contextmanager
 def normal_priority() -> Iterator[None]:
     """The calling thread at SCHED_OTHER for a while (work that never sleeps, such as
@@ -131,6 +175,7 @@ def normal_priority() -> Iterator[None]:
 FIFO_PRIORITY = 50  # the process and ONNX Runtime's workers (ros2_control's choice)
 HELPER_PRIORITY = 40  # camera and recorder threads: below the model's workers
 LOOP_PRIORITY = 60  # the loop thread itself, above the threads it depends on
+WAKE_LATENCY_US = 0  # idle cores poll rather than sleep while the loop runs (cyclictest's)
 
 
 def loop_cpu(threads: int) -> set[int] | None:
@@ -165,9 +210,9 @@ def placement_cpus(placement: str, threads: int) -> tuple[set[int] | None, set[i
 class LoopPriorities:
     """The threads of a run, ranked, in three steps the runner calls in order:
 
-    1. ``before_sessions()``: SCHED_FIFO ``FIFO_PRIORITY`` and locked memory for the
-       process, before the ONNX Runtime sessions exist, so their worker threads inherit
-       the policy;
+    1. ``before_sessions()``: SCHED_FIFO ``FIFO_PRIORITY``, locked memory and the CPU
+       wake-latency request for the process, before the ONNX Runtime sessions exist, so
+       their worker threads inherit the policy;
     2. ``before_threads()``: the calling thread down to ``HELPER_PRIORITY`` just before
        the drivers and recorder start their threads (they inherit it): a frame being
        rendered or a record being written never stalls a model run;
@@ -200,7 +245,9 @@ class LoopPriorities:
 
     def before_sessions(self) -> None:
         if self.enabled:
-            self.process = apply(fifo_priority=FIFO_PRIORITY, lock_memory=True)
+            self.process = apply(
+                fifo_priority=FIFO_PRIORITY, lock_memory=True, wake_latency_us=WAKE_LATENCY_US
+            )
             self.notes += self.process.notes
 
     def before_threads(self) -> None:

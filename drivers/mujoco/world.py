@@ -310,6 +310,9 @@ class MujocoWorld(SimWorld):
                 touching |= pair & self._finger_geoms
         return len({self._finger_side[g] for g in touching}) == 2
 
+    def _sphere_held(self) -> bool:
+        return self.sphere_touches_both_fingers()
+
     def grasp_succeeded(self) -> bool:
         """The sphere is lifted 5 cm off the table and held between both fingers."""
         with self.lock:

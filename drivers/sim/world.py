@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,6 +35,13 @@ from grasprt.types import Clock, RobotState
 
 LIFT_FOR_SUCCESS_M = 0.05
 _GRID_EPS = 1e-7  # clock times a hair short of a grid point still reach it
+
+
+@dataclass(frozen=True)
+class GraspTruth:
+    closing: bool  # the gripper is told to close (the command as the arm applies it)
+    held: bool  # the sphere is between the fingers (the simulator's truth)
+    lift_m: float  # the sphere's height above where it rests on the table
 
 
 class SimWorld:
@@ -286,6 +294,20 @@ class SimWorld:
             self.sync()
             lifted = self.sphere.pos[2] - self.sphere.rest_z
             return self.sphere.in_hand is not None and lifted >= LIFT_FOR_SUCCESS_M
+
+    def grasp_truth(self) -> GraspTruth:
+        """What the gripper is told, whether the sphere is really held, how high it is:
+        the evaluation's per-cycle trace of an attempt (evaluation/attempt_trace.py)."""
+        with self.lock:
+            self.sync()
+            return GraspTruth(
+                closing=bool(self.arm.gripper_closed),
+                held=self._sphere_held(),
+                lift_m=float(self.sphere_position()[2] - self.sphere.rest_z),
+            )
+
+    def _sphere_held(self) -> bool:
+        return self.sphere.in_hand is not None
 
     def snapshot(self) -> SceneSnapshot:
         """Everything a camera needs to render the present moment."""

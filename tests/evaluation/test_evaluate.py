@@ -71,6 +71,7 @@ def test_expert_eval_succeeds_and_reports_per_position() -> None:
     report = evaluate(eval_config(PLACEHOLDER, grid=2, repeats=1, max_steps=80, expert=True))
     s = report.summary()
     assert s["attempts"] == 2 and s["successes"] == 2 and s["success_rate"] == 1.0
+    assert s["outcomes"]["success"] == 2 and sum(s["outcomes"].values()) == 2
     assert s["detection_disagreements"] == 0
     assert 0 < s["mean_steps"] < 80
     assert [p["attempts"] for p in s["per_position"]] == [1, 1]
@@ -82,6 +83,9 @@ def test_network_eval_runs_the_onnx_pipeline_on_rendered_frames() -> None:
     s = evaluate(eval_config(PLACEHOLDER, grid=1, repeats=2, max_steps=6)).summary()
     assert s["attempts"] == 2 and s["faults"] == []
     assert s["successes"] == 0 and s["mean_steps"] == 6
+    # Each failure is named from the simulator's truth; none is a success or a fault.
+    assert sum(s["outcomes"].values()) == 2
+    assert s["outcomes"]["success"] == s["outcomes"]["fault"] == 0
 
 
 def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
@@ -102,6 +106,30 @@ def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
     assert set(data["per_position"][0]) == {"x", "y", "successes", "attempts"}
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "2/2" in res.output
+
+
+def test_cli_names_each_failure_in_progress_and_summary(tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    res = subprocess.run(
+        [
+            sys.executable, "-m", "grasprt.cli", "eval", "--bundle", PLACEHOLDER, "--grid", "1",
+            "--repeats", "2", "--max-steps", "6", "--json", str(out),
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    outcomes = json.loads(out.read_text())["outcomes"]
+    named = {k: n for k, n in outcomes.items() if n}
+    assert sum(named.values()) == 2 and "success" not in named
+    # Each progress line says how its attempt failed; the summary counts them.
+    fails = [ln for ln in res.stderr.splitlines() if ": fail (" in ln]
+    assert len(fails) == 2 and all(any(f"({k})" in ln for k in named) for ln in fails)
+    summary = [ln for ln in res.stdout.splitlines() if ln.startswith("failures: ")]
+    assert summary == ["failures: " + ", ".join(f"{k} {n}" for k, n in named.items())]
+    per = json.loads(out.read_text())["per_attempt"]
+    assert [p["steps"] for p in per] == [6, 6] and len({p["seed"] for p in per}) == 2
+    counted = sorted(k for k, n in named.items() for _ in range(n))
+    assert sorted(p["outcome"] for p in per) == counted
 
 
 @pytest.mark.parametrize(

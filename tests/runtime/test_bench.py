@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -215,6 +216,49 @@ def test_realtime_applies_or_degrades_with_a_note_and_undoes() -> None:
         st.undo()
     assert os.sched_getaffinity(0) == before
     assert os.sched_getscheduler(0) == policy
+
+
+def test_wake_latency_request_is_written_held_and_withdrawn(tmp_path: Path) -> None:
+    # A plain file stands in for the kernel's device to see the bytes: PM QoS reads a
+    # native int32 and holds the request while the file stays open.
+    target = tmp_path / "cpu_dma_latency"
+    target.write_bytes(b"")
+    st = realtime.apply(wake_latency_us=0, latency_path=str(target))
+    assert st.applied == [f"CPU wake latency 0 us ({target})"] and not st.notes
+    assert target.read_bytes() == struct.pack("i", 0)
+    fd = st._latency_fd
+    assert fd is not None
+    st.undo()
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed: the request is withdrawn
+    missing = realtime.apply(wake_latency_us=0, latency_path=str(tmp_path / "no" / "dev"))
+    assert not missing.applied and len(missing.notes) == 1 and "\n" not in missing.notes[0]
+    assert "idle cores may wake late" in missing.notes[0]
+
+
+def _kernel_latency() -> int:
+    fd = os.open(realtime.CPU_LATENCY_PATH, os.O_RDONLY)
+    try:
+        return struct.unpack("i", os.read(fd, 4))[0]
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(
+    not os.access(realtime.CPU_LATENCY_PATH, os.W_OK),
+    reason="no writable /dev/cpu_dma_latency here (not Linux, or not root)",
+)
+def test_wake_latency_request_reaches_the_kernel_and_is_withdrawn() -> None:
+    before = _kernel_latency()
+    prio = realtime.LoopPriorities(True)
+    prio.before_sessions()
+    try:
+        # The kernel's aggregate is the smallest request held: ours, 0 us.
+        assert _kernel_latency() == realtime.WAKE_LATENCY_US
+        assert any(a.startswith("CPU wake latency") for a in prio.summary()["applied"])
+    finally:
+        prio.close()
+    assert _kernel_latency() == before
 
 
 @pytest.mark.slow

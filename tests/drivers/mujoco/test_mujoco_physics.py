@@ -59,6 +59,8 @@ def test_a_gripper_that_closes_on_nothing_holds_nothing():
     assert w._pad_gap() < 0.001  # shut
     assert not w.object_held()
     assert w.gripper_position() > 0.97
+    truth = w.grasp_truth()  # the evaluation's trace: told to close, nothing held
+    assert truth.closing and not truth.held and truth.lift_m == pytest.approx(0.0, abs=1e-3)
 
 
 def test_a_pinch_lifts_the_sphere_and_opening_drops_it():
@@ -78,9 +80,13 @@ def test_a_pinch_lifts_the_sphere_and_opening_drops_it():
     lifted = w.sphere_position()[2] - (w.table_z + w.sphere.radius)
     assert lifted > 0.10
     assert w.grasp_succeeded()
+    truth = w.grasp_truth()
+    assert truth.closing and truth.held and truth.lift_m == pytest.approx(lifted)
     tips_to(w, clock, (s[0], s[1], w.table_z + 0.12), False, 2.0)
     assert w.sphere_position()[2] == pytest.approx(w.table_z + w.sphere.radius, abs=1e-3)
     assert not w.grasp_succeeded()
+    truth = w.grasp_truth()
+    assert not truth.closing and not truth.held
 
 
 def test_a_commanded_joint_position_is_reached_within_the_velocity_limit():

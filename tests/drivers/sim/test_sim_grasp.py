@@ -56,6 +56,8 @@ def test_centred_close_then_lift_is_a_successful_grasp(make) -> None:
     assert sim.world.grasp_succeeded()
     held = sim.world.sphere_position()
     assert held[2] > sphere[2] + 0.09
+    truth = sim.world.grasp_truth()  # the evaluation's per-cycle trace
+    assert truth.closing and truth.held and truth.lift_m == pytest.approx(held[2] - sphere[2])
     assert np.linalg.norm(held - sim.world.fingertip_position()) < 0.003
     # Opening drops it onto the table below where it was held.
     sim.move_tips(sphere + np.array([0, 0, 0.10]), closed=False, steps=5)
@@ -63,6 +65,8 @@ def test_centred_close_then_lift_is_a_successful_grasp(make) -> None:
     assert not sim.world.object_held() and not sim.world.grasp_succeeded()
     assert dropped[2] == pytest.approx(sphere[2])
     assert np.allclose(dropped[:2], held[:2])
+    truth = sim.world.grasp_truth()
+    assert not truth.closing and not truth.held and truth.lift_m == pytest.approx(0.0)
     assert sim.world.gripper_position() == 0.0
 
 

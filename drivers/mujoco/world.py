@@ -32,7 +32,7 @@ from grasprt.drivers.mujoco.scene import (
 from grasprt.drivers.mujoco.servo import JointServo
 from grasprt.drivers.sim.config import SimConfig
 from grasprt.drivers.sim.scene import Ball, Box, SceneSnapshot
-from grasprt.drivers.sim.world import LIFT_FOR_SUCCESS_M, SimWorld
+from grasprt.drivers.sim.world import SimWorld
 from grasprt.kinematics import Kinematics
 from grasprt.profiles import SAWYER, GripperSpec
 from grasprt.types import Clock, RobotState
@@ -311,14 +311,8 @@ class MujocoWorld(SimWorld):
         return len({self._finger_side[g] for g in touching}) == 2
 
     def _sphere_held(self) -> bool:
+        # Held is what the contacts say: the sphere touches both fingers' sides.
         return self.sphere_touches_both_fingers()
-
-    def grasp_succeeded(self) -> bool:
-        """The sphere is lifted 5 cm off the table and held between both fingers."""
-        with self.lock:
-            self.sync()
-            lifted = self.data.xpos[self._target_body][2] - self.sphere.rest_z
-            return lifted >= LIFT_FOR_SUCCESS_M and self.sphere_touches_both_fingers()
 
     def snapshot(self) -> SceneSnapshot:
         with self.lock:

@@ -289,11 +289,10 @@ class SimWorld:
             return self.arm.contacts
 
     def grasp_succeeded(self) -> bool:
-        """The sphere is held and lifted at least 5 cm off the table."""
-        with self.lock:
-            self.sync()
-            lifted = self.sphere.pos[2] - self.sphere.rest_z
-            return self.sphere.in_hand is not None and lifted >= LIFT_FOR_SUCCESS_M
+        """The sphere is held (`_sphere_held`, each world's own test) and lifted at least
+        5 cm off the table."""
+        truth = self.grasp_truth()
+        return truth.held and truth.lift_m >= LIFT_FOR_SUCCESS_M
 
     def grasp_truth(self) -> GraspTruth:
         """What the gripper is told, whether the sphere is really held, how high it is:

@@ -83,10 +83,14 @@ placeholder: $(VENV)/.dev
 
 # The reference bundle's whole recipe, from a clean checkout: segmenter, DAgger, export,
 # the evaluations and the model card (~75 min on 2 cores; stages resume from build/),
-# then the MuJoCo stage (DAgger continued in both simulators, evaluated in both).
+# then the MuJoCo stage (DAgger continued in both simulators, evaluated in both): two
+# rounds as they first ran (an expert without `regrip`), then one round at a time with it.
 reference: $(VENV)/.dev
 	$(BIN)/python -m grasprt.export.reference.build --out models/reference --seed 0 --jobs $(JOBS)
-	$(BIN)/python -m grasprt.export.reference.mujoco_stage --from models/reference --seed 0 --jobs $(JOBS)
+	$(BIN)/python -m grasprt.export.reference.mujoco_stage --from models/reference --seed 0 --no-regrip --jobs $(JOBS)
+	for n in 3 4; do $(BIN)/python -m grasprt.export.reference.mujoco_stage --from models/reference \
+	  --work build/mujoco-stage-$$n --seed 0 --rounds 1 --keep-segmenter \
+	  --before models/reference/eval-both.json --jobs $(JOBS) || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(ROS_VENV) $(ROS_BUILD) $(OUT) .pytest_cache .ruff_cache *.egg-info

@@ -19,11 +19,14 @@ engine that does not use that unit reads below it):
 
 Memory: bytes per inference = the weights read once + every activation written once
 and read once + the graph's inputs and outputs, at the precision that ran (a bf16/fp16
-hint halves float tensors; in a QDQ graph a quantised tensor counts at 1 byte and its
-Q/DQ copies not again). Against a bandwidth measured here with a numpy copy larger
-than the last-level cache (read + write counted, write-allocate not: a low estimate).
-This model's tensors fit in L2/L3, so the DRAM bound is a floor on time, not the
-limit it meets; the cache bandwidth (a copy that fits in L2) is reported beside it.
+hint halves float tensors; in a QDQ graph a quantised tensor counts at 1 byte, and the
+float tensors an int8 engine never writes count not at all: a convolution's output that
+only a QuantizeLinear reads, and the Relu/MaxPool chain between a DequantizeLinear and
+the next QuantizeLinear, which it runs on the quantised values). Against a bandwidth
+measured here with a numpy copy larger than the last-level cache (read + write
+counted, write-allocate not: a low estimate). This model's tensors fit in L2/L3, so
+the DRAM bound is a floor on time, not the limit it meets; the cache bandwidth (a copy
+that fits in L2) is reported beside it.
 """
 
 from __future__ import annotations
@@ -144,6 +147,7 @@ def model_bytes(model: onnx.ModelProto | bytes, precision: str = "fp32") -> dict
     weights = sum(size(i.data_type, list(i.dims)) for i in inits.values())
     types = _tensor_types(m)
     io_names = {v.name for v in [*m.graph.input, *m.graph.output]}
+    unwritten = _fused_into_quantized(m) if precision == "int8" else set()
     acts = 0
     for node in m.graph.node:
         if node.op_type == "QuantizeLinear":
@@ -151,13 +155,41 @@ def model_bytes(model: onnx.ModelProto | bytes, precision: str = "fp32") -> dict
         if node.op_type == "DequantizeLinear" and node.input[0] in inits:
             continue  # a weight: counted once as the initializer
         for name in node.output:
-            if name in io_names or name not in types:
+            if name in io_names or name not in types or name in unwritten:
                 continue
             elem, dims = types[name]
             n = size(elem, dims) if node.op_type != "DequantizeLinear" else int(np.prod(dims))
             acts += 2 * n
     io = sum(size(*types[n]) for n in io_names if n in types)
     return {"weights": weights, "activations": acts, "io": io, "total": weights + acts + io}
+
+
+# Ops an int8 engine runs on the quantised values themselves (monotonic, no arithmetic
+# that needs the float scale).
+_ON_QUANTIZED = ("Relu", "MaxPool")
+
+
+def _fused_into_quantized(m: onnx.ModelProto) -> set[str]:
+    """Float tensors of a QDQ graph that an int8 engine fuses away: every reader is a
+    QuantizeLinear, or a Relu/MaxPool whose outputs are fused away themselves. A
+    DequantizeLinear's output stands for its quantised input and is always counted."""
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in m.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    fused: set[str] = set()
+    for node in reversed(m.graph.node):  # ONNX nodes are in topological order
+        if node.op_type == "DequantizeLinear":
+            continue
+        for name in node.output:
+            nodes = readers.get(name, [])
+            if nodes and all(
+                r.op_type == "QuantizeLinear"
+                or (r.op_type in _ON_QUANTIZED and all(o in fused for o in r.output))
+                for r in nodes
+            ):
+                fused.add(name)
+    return fused
 
 
 def copy_bandwidth(nbytes: int, repeats: int = 3) -> float:

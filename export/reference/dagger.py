@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,11 @@ class DaggerConfig:
     # 10 mrad, against 0.83-0.90 without, the large gap no better (0.65-0.75, 0.40-0.75):
     # the joints carry height and reach the mask cannot give at this resolution. Off.
     state_jitter_rad: float = 0.0
+    # The expert's `regrip` (drivers/sim/expert.py): the frame after a student's let-go
+    # with the sphere still between the fingers is labelled "close". Off here, as the
+    # shipped kinematic recipe was built: the kinematic sim drops a released sphere at
+    # once, so it rarely applies there; the MuJoCo stage turns it on.
+    regrip: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.select_from <= self.iterations:
@@ -305,7 +310,9 @@ def collect(
             push = (rng.normal(0.0, std, 7) / cfg.action_scale).astype(np.float32)
 
         def factory(run: Any, push: np.ndarray | None = push) -> LabellingPolicy:
-            return LabellingPolicy(sim_expert(run), policy, data, push)
+            expert = sim_expert(run)
+            expert.config = replace(expert.config, regrip=cfg.regrip)
+            return LabellingPolicy(expert, policy, data, push)
 
         (res,) = run_attempts(run_cfg, [attempt], policy=factory, sim=sim)
         outcomes.append(res.success)

@@ -87,6 +87,10 @@ class MujocoStageConfig:
     threads: int = 2
     # The segmenter's step (segmenter_finetune.py): the fingers in view.
     segmenter: FinetuneConfig = field(default_factory=FinetuneConfig)
+    # The expert's label after a let-go (ExpertConfig.regrip). Rounds 1-2 of the shipped
+    # bundle ran without it (`--no-regrip` reproduces them); with it, round 3 lifted
+    # MuJoCo's full pipeline from 95 to 113 of 150.
+    regrip: bool = True
 
     def dagger(self, robot: str, anchor: bool = False) -> DaggerConfig:
         """The kinematic recipe's DAgger settings, with this stage's sizes."""
@@ -98,6 +102,7 @@ class MujocoStageConfig:
             lr=self.lr,
             validation_attempts=self.validation_attempts,
             select_from=min(self.select_from, base.iterations),
+            regrip=self.regrip,
         )
 
     @classmethod
@@ -226,32 +231,55 @@ def segmenter_step(
     return net, record
 
 
+def earlier_stage(source: Path) -> dict[str, Any] | None:
+    """The stage's record in `source`'s provenance, where `source` came out of it."""
+    return load_bundle(source).provenance.get("mujoco_stage")
+
+
 def run_stage(
-    source: Path, out: Path, work: Path, cfg: MujocoStageConfig, say: Callable[[str], None]
+    source: Path,
+    out: Path,
+    work: Path,
+    cfg: MujocoStageConfig,
+    say: Callable[[str], None],
+    keep_segmenter: bool = False,
 ) -> dict[str, Any]:
-    """Train, select, export into `out`; returns the stage's record for the provenance."""
+    """Train, select, export into `out`; returns the stage's record for the provenance.
+
+    From a bundle this stage made, its rounds go on (numbered after the earlier ones,
+    which stay in the record); `keep_segmenter` ships `source`'s segmenter unchanged."""
     work.mkdir(parents=True, exist_ok=True)
+    earlier = earlier_stage(source)
+    done = list(earlier["rounds"]) if earlier else []
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     rounds: list[dict[str, Any]] = []
     try:
         graph = bundle_controller(source)
-        for n in range(1, cfg.rounds + 1):
+        for n in range(len(done) + 1, len(done) + cfg.rounds + 1):
             graph, row = one_round(str(source), graph, cfg, work / f"round{n}", say)
-            rounds.append({"round": n, **row})
-        segmenter, seg_record = segmenter_step(source, work, cfg, say)
+            expert = asdict(ExpertConfig(regrip=cfg.regrip))
+            rounds.append({"round": n, "expert": expert, **row})
+        segmenter: Segmenter | None = None
+        if keep_segmenter:
+            seg_record = (earlier or {}).get("segmenter")
+        else:
+            segmenter, seg_record = segmenter_step(source, work, cfg, say)
     finally:
         torch.set_num_threads(threads)
     ckpt = work / "mujoco-controller.pt"
     save_controller(graph, ckpt)
     record = {
         "config": asdict(cfg),
-        "expert": asdict(ExpertConfig()),
+        "expert": asdict(ExpertConfig(regrip=cfg.regrip)),
         "started_from": str(source),
-        "rounds": rounds,
+        "rounds": done + rounds,
+        "continued_after": len(done),
+        "segmenter_kept": keep_segmenter,
         "segmenter": seg_record,
     }
-    export_from(source, work / "bundle", graph, ckpt, record, segmenter, seg_record["threshold"])
+    threshold = None if segmenter is None or seg_record is None else seg_record["threshold"]
+    export_from(source, work / "bundle", graph, ckpt, record, segmenter, threshold)
     install(work / "bundle", out)
     return record
 
@@ -288,12 +316,7 @@ def export_from(
     }
     provenance["segmenter_figures"] = manifest["provenance"].get("segmenter_figures", {})
     provenance["mujoco_stage"] = record
-    # The kinematic recipe's command, then this stage's (once, if the source had one).
-    base = provenance.get("recipe", "").split("; then python -m grasprt.export.reference.mujoco")[0]
-    provenance["recipe"] = (
-        f"{base}; then python -m grasprt.export.reference.mujoco_stage"
-        f" --seed {record['config']['seed']}"
-    )
+    provenance["recipe"] = _recipe(provenance.get("recipe", ""), record)
     export_bundle(
         segmenter if segmenter is not None else bundle_segmenter(source),
         graph.net,
@@ -309,6 +332,22 @@ def export_from(
             graph.state_scale.reshape(-1).numpy(),
         ),
     )
+
+
+def _recipe(source_recipe: str, record: dict[str, Any]) -> str:
+    """The kinematic recipe's command, then this stage's: once from a kinematic bundle
+    (an earlier stage's command replaced), appended when it continued an earlier stage."""
+    base = source_recipe
+    cmd = f"python -m grasprt.export.reference.mujoco_stage --seed {record['config']['seed']}"
+    if not record["config"].get("regrip", True):
+        cmd += " --no-regrip"
+    if record.get("continued_after"):
+        cmd += f" --rounds {record['config']['rounds']}"
+        if record.get("segmenter_kept"):
+            cmd += " --keep-segmenter"
+    else:
+        base = base.split("; then python -m grasprt.export.reference.mujoco")[0]
+    return f"{base}; then {cmd}"
 
 
 # (simulator, name, eval settings): the bundle's figures in both, and the expert in MuJoCo.
@@ -359,7 +398,7 @@ def figures_section(record: dict[str, Any], evals: dict[str, dict[str, Any]], be
 ## MuJoCo stage (`export/reference/mujoco_stage.py`)
 
 DAgger continued from the kinematic recipe's controller in two simulators, in
-{cfg['rounds']} rounds. In each of a round's {cfg['iterations']} iterations, the current
+{len(record['rounds'])} rounds. In each of a round's {cfg['iterations']} iterations, the current
 policy acts in MuJoCo (robosuite's Sawyer and Rethink gripper, contact physics, the
 fingers drawn in the wrist camera's view, the true mask what the camera sees past them)
 and in the kinematic simulator
@@ -379,7 +418,7 @@ started from; the bundle ships this stage's, whose figures are the tables below.
 ## Figures in both simulators
 
 `grasprt eval --robot {{sim,mujoco}} --grid 50 --repeats 3 --max-steps 150`, seed 0;
-"before" is the bundle this stage started from (the kinematic recipe's networks).
+"before" is the bundle this run started from ({_start_of(record)}).
 MuJoCo target: full pipeline >= {MUJOCO_TARGET}. Expert in MuJoCo: {_cell(expert)}.
 
 | setting | sim | sim, before | mujoco | mujoco, before |
@@ -419,8 +458,16 @@ provenance; a higher threshold scores better there and grasps worse in MuJoCo):
 {table}"""
 
 
+def _start_of(record: dict[str, Any]) -> str:
+    earlier = record.get("continued_after", 0)
+    if earlier:
+        return f"this stage's networks after its round {earlier}"
+    return "the kinematic recipe's networks"
+
+
 def _round_tables(r: dict[str, Any]) -> str:
     """A round's iterations and its validation of the candidates."""
+    labels = "" if r.get("expert", {}).get("regrip") else " (its expert had no `regrip`)"
     hist = "\n".join(_history_row(h) for h in r["history"])
     val = "\n".join(
         f"| {v['policy']}{' (chosen)' if v['policy'] == r['chosen_policy'] else ''} | "
@@ -428,7 +475,7 @@ def _round_tables(r: dict[str, Any]) -> str:
         + f" | {v['mean']:.3f} |"
         for v in r["validation"]
     )
-    return f"""Round {r['round']}:
+    return f"""Round {r['round']}{labels}:
 
 | iteration | episodes (mujoco / sim) | acting success | pooled | loss |
 |---|---|---|---|---|
@@ -487,26 +534,46 @@ def write_card(out: Path, section: str) -> None:
 @click.option("--jobs", type=int, default=2, show_default=True, help="Evaluations run in parallel.")
 @click.option("--before", type=click.Path(path_type=Path), default=None,
               help="An earlier run's evals.json for the 'before' columns (else evaluated here).")
+@click.option("--rounds", type=click.IntRange(min=1), default=None,
+              help="Rounds to run. From a bundle this stage made, they follow its rounds."
+                   "  [default: 2; --quick: 1]")
+@click.option("--regrip/--no-regrip", default=True, show_default=True,
+              help="The expert labels the frame after a let-go with the sphere still between "
+                   "the fingers 'close' (--no-regrip: as rounds 1-2 of the shipped bundle ran).")
+@click.option("--keep-segmenter", is_flag=True,
+              help="Ship the --from bundle's segmenter as it is (no fine-tune): for a bundle "
+                   "whose segmenter this stage already fine-tuned.")
 def main(source: Path, out: Path | None, work: Path, seed: int, quick: bool, jobs: int,
-         before: Path | None) -> None:  # fmt: skip
+         before: Path | None, rounds: int | None, regrip: bool,
+         keep_segmenter: bool) -> None:  # fmt: skip
     """Continue the bundle's DAgger in MuJoCo and the kinematic simulator; export,
-    evaluate in both, write the model card's MuJoCo section."""
+    evaluate in both, write the model card's MuJoCo section.
+
+    From a bundle this stage made (the shipped one), it goes on where that one ended:
+    `--rounds 1 --keep-segmenter --before models/reference/eval-both.json` adds one
+    round and reuses the bundle's own figures as the 'before' columns."""
 
     def say(line: str) -> None:
         click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
 
     out = out or source
     cfg = MujocoStageConfig.quick(seed) if quick else MujocoStageConfig(seed=seed)
+    cfg = replace(cfg, regrip=regrip)
+    if rounds is not None:
+        cfg = replace(cfg, rounds=rounds)
     work.mkdir(parents=True, exist_ok=True)
     # The starting bundle is copied first: `out` may be `source`, replaced in place.
     start = work / "start"
     shutil.copytree(source, start, dirs_exist_ok=True)
-    record = run_stage(start, out, work, cfg, say)
+    if before is not None:
+        # Read before anything is replaced: `before` may lie in `out`.
+        earlier_evals = json.loads(before.read_text())
+    record = run_stage(start, out, work, cfg, say, keep_segmenter=keep_segmenter)
     (work / "stage.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     evals = evaluate_both(out, seed, quick, jobs, say)
     (out / "eval-both.json").write_text(json.dumps(evals, indent=2, default=str) + "\n")
     if before is not None:
-        earlier = json.loads(before.read_text())
+        earlier = earlier_evals
     else:
         earlier = evaluate_both(start, seed, quick, jobs, say)
         (work / "evals-before.json").write_text(json.dumps(earlier, indent=2, default=str) + "\n")

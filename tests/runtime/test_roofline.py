@@ -91,6 +91,33 @@ def test_a_quantised_tensor_counts_once_at_one_byte() -> None:
     assert b["activations"] == 2 * 100  # dq's 100 values at 1 byte, q not again
 
 
+def test_an_int8_engine_writes_only_the_quantised_tensors() -> None:
+    # x -> Q -> DQ -> Conv -> Q -> DQ -> Relu -> MaxPool -> Q -> DQ -> y: an int8 engine
+    # writes the two inner quantised tensors (1 byte each) and never the float ones
+    # between them (the conv's output, the Relu's, the MaxPool's).
+    s = helper.make_tensor("s", TensorProto.FLOAT, [], [0.1])
+    z = helper.make_tensor("z", TensorProto.UINT8, [], [0])
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+        helper.make_node("Conv", ["xd", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("QuantizeLinear", ["c", "s", "z"], ["cq"]),
+        helper.make_node("DequantizeLinear", ["cq", "s", "z"], ["cd"]),
+        helper.make_node("Relu", ["cd"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("QuantizeLinear", ["p", "s", "z"], ["pq"]),
+        helper.make_node("DequantizeLinear", ["pq", "s", "z"], ["y"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])
+    m = make_model("qdq", nodes, [x], [y], [const("w", np.ones((4, 3, 3, 3))), s, z])
+    quantised = 3 * 8 * 8 + 4 * 8 * 8  # xd, cd at 1 byte
+    assert model_bytes(m, "int8")["activations"] == 2 * quantised
+    # Counted as a float engine runs the same graph: c, r and p at 4 bytes besides.
+    floats = 4 * (4 * 8 * 8 + 4 * 8 * 8 + 4 * 4 * 4)
+    assert model_bytes(m)["activations"] == 2 * (quantised + floats)
+
+
 def test_the_bound_is_the_slower_of_compute_and_memory() -> None:
     r = Roofline("fp32", flops=2e9, bytes=1e8, peak_gflops=1000.0, peak_unit="x",
                  bandwidth_gbs=10.0, cache_gbs=100.0)

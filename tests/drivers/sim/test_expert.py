@@ -134,3 +134,59 @@ def test_expert_at_the_floor_closes_on_the_sides_alone(make) -> None:
     sim.move_tips(w.sphere_position() + np.array([0.007, 0.007, 0.004]), closed=False, steps=30)
     here = w.kin.lowest_point_z(w.reported_state().q)
     assert decide(here - 0.0005, state="descend") == ("descend", -1.0)
+
+
+class LetsGoOnce(ExpertPolicy):
+    """The expert acting, except that once the sphere is `at_lift` above its rest it asks
+    the gripper to open for one cycle, as a student that loses sight of what it holds
+    does; the expert's label on the next cycle is kept."""
+
+    def __init__(self, expert: Expert, at_lift: float) -> None:
+        super().__init__(expert)
+        self.at_lift = at_lift
+        self.let_go = False
+        self.next_label: tuple[str, float] | None = None
+
+    def step(self, obs: Observation, mark: Any) -> np.ndarray:
+        action = super().step(obs, mark)
+        w = self.expert.world
+        if self.let_go and self.next_label is None:
+            self.next_label = (self.expert.state, float(action[7]))
+        lift = float(w.sphere_position()[2] - w.sphere.rest_z)
+        if not self.let_go and self.expert.state == "lift" and lift >= self.at_lift:
+            self.let_go = True
+            action = action.copy()
+            action[7] = -1.0
+        return action
+
+
+@pytest.mark.parametrize(
+    ("robot", "regrip", "label"),
+    [
+        # MuJoCo's sphere falls under gravity once the fingers part: on the frame after
+        # the let-go it is still between them, and the reading still that of holding.
+        pytest.param("mujoco", True, ("lift", 1.0), marks=pytest.mark.mujoco),
+        pytest.param("mujoco", False, ("reopen", -1.0), marks=pytest.mark.mujoco),
+        # The kinematic sim drops a released sphere onto the table at once: it is gone
+        # from between the fingers, and the teacher re-acquires either way.
+        ("sim", True, ("reopen", -1.0)),
+        ("sim", False, ("reopen", -1.0)),
+    ],
+)
+def test_expert_told_to_let_go_of_a_sphere_still_in_the_fingers_labels_close(
+    robot: str, regrip: bool, label: tuple[str, float]
+) -> None:
+    seen: list[LetsGoOnce] = []
+
+    def factory(run: Any) -> LetsGoOnce:
+        expert = sim_expert(run)
+        expert.config = ExpertConfig(regrip=regrip)
+        seen.append(LetsGoOnce(expert, at_lift=0.02))
+        return seen[-1]
+
+    cfg = eval_config(PLACEHOLDER, robot=robot, gap="none", max_steps=80, expert=True)
+    run_attempts(cfg, [Attempt(0.6, 0.0, 5)], policy=factory, sim=SimConfig(gap=gap_preset("none")))
+    (policy,) = seen
+    assert policy.let_go, "the expert never lifted"
+    # Labelled "reopen", the frame after a student's let-go taught it to let go there.
+    assert policy.next_label == label

@@ -24,6 +24,7 @@ from grasprt.export.reference.dagger import (
     Dataset,
     LabellingPolicy,
     candidate_path,
+    collect,
     draw_gap,
     fit_normalisation,
     jitter_joints,
@@ -247,3 +248,20 @@ def test_normalisation_is_fitted_to_the_states_with_a_floor_on_the_scale() -> No
     assert np.allclose(scale[:6], spread[:6], rtol=0.15)
     assert scale[6] == pytest.approx(MIN_JOINT_SCALE)
     assert (offset[7], scale[7]) == (0.5, 0.5)
+
+
+@pytest.mark.parametrize("regrip", [True, False])
+def test_collection_labels_with_the_configured_regrip(monkeypatch, regrip: bool) -> None:
+    from grasprt.export.reference import dagger
+
+    seen: list[bool] = []
+    real = dagger.LabellingPolicy.__init__
+
+    def spy(self, expert: Expert, *args, **kwargs) -> None:
+        seen.append(expert.config.regrip)
+        real(self, expert, *args, **kwargs)
+
+    monkeypatch.setattr(dagger.LabellingPolicy, "__init__", spy)
+    cfg = DaggerConfig(frames_per_iteration=5, max_steps=5, regrip=regrip)
+    got = collect(PLACEHOLDER, None, cfg, np.random.default_rng(0), Dataset())
+    assert got["frames"] >= 5 and seen and set(seen) == {regrip}

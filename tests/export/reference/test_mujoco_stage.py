@@ -14,6 +14,7 @@ from grasprt.bundle import load_bundle
 from grasprt.export.reference.mujoco_stage import (
     SIMULATORS,
     MujocoStageConfig,
+    _recipe,
     bundle_controller,
     bundle_segmenter,
     figures_section,
@@ -59,6 +60,7 @@ def test_the_card_section_replaces_an_earlier_one(tmp_path: Path) -> None:
                    "final_epochs": 1, "lr": 1e-3, "select_from": 1},
         "rounds": [{
             "round": 1,
+            "expert": {"regrip": True},
             "history": [{"iteration": 0, "anchor": {"sim": {"episodes": 2, "episode_success": 0.5}},
                          "pooled": 3},
                         {"iteration": 1, "mujoco": {"episodes": 1, "episode_success": 1.0},
@@ -83,6 +85,15 @@ def test_the_card_section_replaces_an_earlier_one(tmp_path: Path) -> None:
     assert "| full pipeline, default gap | 0.500 (1/2) | - | 0.500 (1/2) | - |" in text
     assert "| 0 (anchor) | - / 2 | - / 0.50 | 3 | - |" in text
     assert "Round 1:" in text and "| 1 (chosen) | 1.00 |" in text
+    assert "the kinematic recipe's networks" in text
+    # A round labelled before the expert's regrip says so; a continued run names its start.
+    older = {**record["rounds"][0], "expert": {}}
+    continued = {**record, "rounds": [older, {**record["rounds"][0], "round": 2}],
+                 "continued_after": 1}  # fmt: skip
+    write_card(tmp_path, figures_section(continued, evals, {}))
+    text = (tmp_path / "README.md").read_text()
+    assert "Round 1 (its expert had no `regrip`):" in text and "Round 2:" in text
+    assert "\n2 rounds" in text and "this stage's networks after its round 1" in text
     assert "| after | 0.7 | mujoco (4 frames) | 0.5 | 0.6 | 0.7 | 0.1 |" in text
 
 
@@ -91,7 +102,11 @@ def test_the_card_section_replaces_an_earlier_one(tmp_path: Path) -> None:
 def test_a_tiny_stage_trains_in_both_simulators_and_exports_a_bundle(tmp_path: Path) -> None:
     cfg = MujocoStageConfig.quick()
     record = run_stage(REFERENCE, tmp_path / "out", tmp_path / "work", cfg, print)
-    (only,) = record["rounds"]
+    # The shipped bundle came out of this stage: its rounds are kept, the new one follows.
+    earlier = load_bundle(REFERENCE).provenance["mujoco_stage"]["rounds"]
+    *kept, only = record["rounds"]
+    assert kept == earlier and record["continued_after"] == len(earlier)
+    assert only["round"] == len(earlier) + 1 and only["expert"]["regrip"]
     anchor, row = only["history"]
     assert anchor["anchor"]["sim"]["frames"] >= 20 and "mujoco" not in anchor["anchor"]
     assert row["mujoco"]["frames"] >= 30 and row["sim"]["frames"] >= 20
@@ -112,3 +127,37 @@ def test_a_tiny_stage_trains_in_both_simulators_and_exports_a_bundle(tmp_path: P
     ]
     assert np.abs(masks[0] - masks[1]).max() > 1e-4  # trained: not the start's weights
     assert "fine-tuned with the fingers in view" in figures_section(record, {}, {})
+
+
+@pytest.mark.mujoco
+@pytest.mark.slow
+def test_a_stage_that_keeps_the_segmenter_ships_the_starts_one(tmp_path: Path) -> None:
+    cfg = MujocoStageConfig.quick()
+    record = run_stage(
+        REFERENCE, tmp_path / "out", tmp_path / "work", cfg, print, keep_segmenter=True
+    )
+    start, out = load_bundle(REFERENCE), load_bundle(tmp_path / "out")
+    image = np.random.default_rng(3).integers(0, 255, (1, 400, 400, 3), dtype=np.uint8)
+    masks = [
+        ort.InferenceSession(str(b.segmenter_path)).run(None, {"image": image})[0]
+        for b in (out, start)
+    ]
+    assert np.abs(masks[0] - masks[1]).max() < 1e-6  # re-exported from the same weights
+    assert out.mask_threshold == start.mask_threshold
+    # The card still shows the fine-tune that made it, from the start's record.
+    assert record["segmenter"] == start.provenance["mujoco_stage"]["segmenter"]
+    assert out.controller_bytes != start.controller_bytes
+
+
+def test_the_recipe_names_each_stage_run_that_made_the_bundle() -> None:
+    kinematic = "python -m grasprt.export.reference.build --seed 0"
+    first = {"config": {"seed": 0, "rounds": 2}, "continued_after": 0}
+    once = _recipe(kinematic, first)
+    assert once == f"{kinematic}; then python -m grasprt.export.reference.mujoco_stage --seed 0"
+    assert _recipe(once, first) == once  # a fresh stage from a stage bundle: its own command
+    assert _recipe(kinematic, {**first, "config": {"seed": 0, "regrip": False}}).endswith(
+        "mujoco_stage --seed 0 --no-regrip"
+    )
+    more = {"config": {"seed": 0, "rounds": 1}, "continued_after": 2, "segmenter_kept": True}
+    assert _recipe(once, more) == f"{once}; then python -m grasprt.export.reference.mujoco_stage" \
+        " --seed 0 --rounds 1 --keep-segmenter"

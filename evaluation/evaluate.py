@@ -33,7 +33,7 @@ from grasprt.runtime.runner import PolicyFactory, Run
 
 if TYPE_CHECKING:
     from grasprt.drivers.sim.config import SimConfig
-    from grasprt.drivers.sim.expert import Expert
+    from grasprt.drivers.sim.expert import Expert, ExpertConfig
 
 # On the simulator's clock no arm moves in wall time: the wall-clock heartbeat would
 # only measure how busy the machine is (a loaded CI box trips 0.5 s). A hung loop still
@@ -318,13 +318,13 @@ def _one_attempt(
         raise AttemptsStopped(report.stopped, results)  # the operator wants out
 
 
-def sim_expert(run: Run) -> Expert:
+def sim_expert(run: Run, config: ExpertConfig | None = None) -> Expert:
     """The scripted expert for the run's world, told where its limiter floor is."""
     from grasprt.drivers.sim.expert import Expert
 
     world = run.drivers.world
     floor = run.cfg.limiter.floor_height(world.table_z)
-    return Expert(world, run.bundle.action_scale, floor_z=floor)
+    return Expert(world, run.bundle.action_scale, config, floor_z=floor)
 
 
 def expert_policy(run: Run) -> Any:

@@ -33,6 +33,9 @@ from grasprt.errors import ConfigError
 from grasprt.types import Observation
 
 STATES = ("approach", "descend", "close", "lift", "reopen")
+# A closed gripper reading this far past where the fingers stop on the sphere has shut
+# on nothing (a miss, or the sphere slipped out).
+SHUT_PAST = 0.05
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ class Expert:
         closing = bool(w.arm.gripper_closed)
         if held:
             state = "lift"
-        elif (closing and grip > self._grip_on_sphere + 0.05) or self.state == "lift":
+        elif (closing and grip > self._grip_on_sphere + SHUT_PAST) or self.state == "lift":
             # Shut past where they would rest on the sphere with nothing held (a miss
             # or a bump), or the sphere was dropped: open, rise, re-acquire.
             self._reopen = True
@@ -242,7 +245,7 @@ class Expert:
         fingers still near where they stop on it (`regrip`)."""
         if not (self.config.regrip and self.state == "lift"):
             return False
-        near = 0.5 * self._grip_on_sphere <= grip <= self._grip_on_sphere + 0.05
+        near = 0.5 * self._grip_on_sphere <= grip <= self._grip_on_sphere + SHUT_PAST
         return near and self._in_window(hand, sphere, tips, float(sphere[2]))
 
     def _on_floor(self, q_measured: np.ndarray) -> bool:

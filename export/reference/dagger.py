@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import torch
 
 from grasprt.bundle import MASK_SIZE, N_JOINTS, STATE_SIZE
 from grasprt.drivers.sim.config import GAP_PRESETS, GapConfig, SceneConfig, SimConfig
-from grasprt.drivers.sim.expert import Expert
+from grasprt.drivers.sim.expert import Expert, ExpertConfig
 from grasprt.evaluation.evaluate import Attempt, eval_config, run_attempts, sim_expert
 from grasprt.export.checkpoints import controller_normalisation, load_controller
 from grasprt.export.defaults import DEFAULT_ACTION_SCALE, state_normalisation
@@ -310,8 +310,7 @@ def collect(
             push = (rng.normal(0.0, std, 7) / cfg.action_scale).astype(np.float32)
 
         def factory(run: Any, push: np.ndarray | None = push) -> LabellingPolicy:
-            expert = sim_expert(run)
-            expert.config = replace(expert.config, regrip=cfg.regrip)
+            expert = sim_expert(run, ExpertConfig(regrip=cfg.regrip))
             return LabellingPolicy(expert, policy, data, push)
 
         (res,) = run_attempts(run_cfg, [attempt], policy=factory, sim=sim)

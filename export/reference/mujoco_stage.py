@@ -254,11 +254,11 @@ def run_stage(
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     rounds: list[dict[str, Any]] = []
+    expert = asdict(ExpertConfig(regrip=cfg.regrip))
     try:
         graph = bundle_controller(source)
         for n in range(len(done) + 1, len(done) + cfg.rounds + 1):
             graph, row = one_round(str(source), graph, cfg, work / f"round{n}", say)
-            expert = asdict(ExpertConfig(regrip=cfg.regrip))
             rounds.append({"round": n, "expert": expert, **row})
         segmenter: Segmenter | None = None
         if keep_segmenter:
@@ -271,14 +271,14 @@ def run_stage(
     save_controller(graph, ckpt)
     record = {
         "config": asdict(cfg),
-        "expert": asdict(ExpertConfig(regrip=cfg.regrip)),
+        "expert": expert,
         "started_from": str(source),
         "rounds": done + rounds,
         "continued_after": len(done),
         "segmenter_kept": keep_segmenter,
         "segmenter": seg_record,
     }
-    threshold = None if segmenter is None or seg_record is None else seg_record["threshold"]
+    threshold = None if segmenter is None else seg_record["threshold"]
     export_from(source, work / "bundle", graph, ckpt, record, segmenter, threshold)
     install(work / "bundle", out)
     return record
@@ -565,16 +565,13 @@ def main(source: Path, out: Path | None, work: Path, seed: int, quick: bool, job
     # The starting bundle is copied first: `out` may be `source`, replaced in place.
     start = work / "start"
     shutil.copytree(source, start, dirs_exist_ok=True)
-    if before is not None:
-        # Read before anything is replaced: `before` may lie in `out`.
-        earlier_evals = json.loads(before.read_text())
+    # Read before anything is replaced: `before` may lie in `out`.
+    earlier = json.loads(before.read_text()) if before is not None else None
     record = run_stage(start, out, work, cfg, say, keep_segmenter=keep_segmenter)
     (work / "stage.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     evals = evaluate_both(out, seed, quick, jobs, say)
     (out / "eval-both.json").write_text(json.dumps(evals, indent=2, default=str) + "\n")
-    if before is not None:
-        earlier = earlier_evals
-    else:
+    if earlier is None:
         earlier = evaluate_both(start, seed, quick, jobs, say)
         (work / "evals-before.json").write_text(json.dumps(earlier, indent=2, default=str) + "\n")
     write_card(out, figures_section(record, evals, earlier))

@@ -179,9 +179,7 @@ def test_expert_told_to_let_go_of_a_sphere_still_in_the_fingers_labels_close(
     seen: list[LetsGoOnce] = []
 
     def factory(run: Any) -> LetsGoOnce:
-        expert = sim_expert(run)
-        expert.config = ExpertConfig(regrip=regrip)
-        seen.append(LetsGoOnce(expert, at_lift=0.02))
+        seen.append(LetsGoOnce(sim_expert(run, ExpertConfig(regrip=regrip)), at_lift=0.02))
         return seen[-1]
 
     cfg = eval_config(PLACEHOLDER, robot=robot, gap="none", max_steps=80, expert=True)

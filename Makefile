@@ -91,6 +91,9 @@ reference: $(VENV)/.dev
 	for n in 3 4; do $(BIN)/python -m grasprt.export.reference.mujoco_stage --from models/reference \
 	  --work build/mujoco-stage-$$n --seed 0 --rounds 1 --keep-segmenter \
 	  --before models/reference/eval-both.json --jobs $(JOBS) || exit 1; done
+	$(BIN)/python -m grasprt.export.reference.mujoco_stage --from models/reference \
+	  --work build/mujoco-stage-5 --seed 0 --rounds 1 --keep-segmenter --gripper-weight 4 \
+	  --before models/reference/eval-both.json --jobs $(JOBS)
 
 clean:
 	rm -rf $(VENV) $(ROS_VENV) $(ROS_BUILD) $(OUT) .pytest_cache .ruff_cache *.egg-info

@@ -89,6 +89,11 @@ class AttemptResult:
     perception_holds: dict[str, int] = field(default_factory=dict)
     # What happened, from the simulator's truth (attempt_trace.py OUTCOMES).
     outcome: str = ""
+    # The trace's counts behind it: holds lost by an open request / with the fingers
+    # still told to close, and the highest lift while held (m).
+    releases: int = 0
+    slips: int = 0
+    max_lift_held_m: float = 0.0
 
 
 @dataclass
@@ -134,6 +139,9 @@ class EvalReport:
                     "seed": r.attempt.seed,
                     "outcome": r.outcome,
                     "steps": r.steps,
+                    "releases": r.releases,
+                    "slips": r.slips,
+                    "max_lift_held_m": round(r.max_lift_held_m, 4),
                 }
                 for r in self.results
             ],
@@ -312,6 +320,9 @@ def _one_attempt(
     res = AttemptResult(
         a, success, ep.success, ep.steps, ep.fault, dict(ep.perception_holds),
         outcome=trace.outcome(success, ep.fault),
+        releases=trace.releases,
+        slips=trace.slips,
+        max_lift_held_m=trace.max_lift_held_m,
     )
     results.append(res)
     if report.stopped:

@@ -106,7 +106,9 @@ def print_table(r: dict[str, Any]) -> None:
             continue
         mark = "ok  " if t["met"] else "MISS"
         value = "n/a" if t["value"] is None else f"{t['value']:.3f}"
-        click.echo(f"target {mark} {name}: {value} ({t['target']})")
+        cadence = t.get("over_models_at_cadence")
+        beside = "" if cadence is None else f"; {cadence:.3f} over the models once a period"
+        click.echo(f"target {mark} {name}: {value} ({t['target']}){beside}")
     for f in r.get("faults", []):
         click.echo(f"fault in episode {f['episode']}: {f['reason']}")
 

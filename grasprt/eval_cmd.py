@@ -6,7 +6,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -105,6 +105,8 @@ Examples:
   grasprt eval --robot sim --gap large --moving --plot map.png
   grasprt eval --robot sim --expert                 the scripted teacher's own rate
   grasprt eval --config arm.toml                    the same [limiter] floor_z as the arm
+  grasprt eval --robot mujoco --gt-mask --trace-labels t.jsonl
+                                                    the bundle beside the expert's labels
 
 Exit status: 0 finished, 2 bad input, 130/143 stopped (the attempts that finished are
 printed and written).""",
@@ -130,8 +132,20 @@ printed and written).""",
     "--json", "json_path", default=None, metavar="PATH", help="Write the results as JSON."
 )
 @click.option("--plot", "plot_path", default=None, metavar="PNG", help="Draw the success map.")
+@click.option(
+    "--trace-labels",
+    "trace_path",
+    default=None,
+    metavar="PATH.jsonl",
+    help="Write one line a cycle: the bundle's gripper output and joint request beside the "
+    "scripted expert's label of the same state (it labels, never acts), and the simulator's "
+    "truth (held, lift, reading, mask cells). Tells a training problem from a label problem.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def eval_cmd(json_path: str | None, plot_path: str | None, quiet: bool, **params: Any) -> None:
+def eval_cmd(
+    json_path: str | None, plot_path: str | None, trace_path: str | None, quiet: bool,
+    **params: Any,
+) -> None:  # fmt: skip
     """Grasp success in the simulator under the paper's protocol.
 
     The sphere is placed on a regular grid over the reachable table area and each
@@ -150,6 +164,7 @@ def eval_cmd(json_path: str | None, plot_path: str | None, quiet: bool, **params
             raise ConfigError("--plot needs matplotlib: pip install 'grasprt[plot]'") from None
     cfg = load_config(params, defaults={"clock": "sim"})
     _check_mount(cfg)
+    trace = _trace_file(trace_path, cfg) if trace_path else None
     s = settings_of(cfg)
     if not quiet:
         click.echo(
@@ -159,9 +174,18 @@ def eval_cmd(json_path: str | None, plot_path: str | None, quiet: bool, **params
             + (", expert acting" if s["expert"] else ""),
             err=True,
         )
-    report = evaluate(cfg, progress=_progress(quiet))
+    if trace is not None:
+        from grasprt.evaluation.label_trace import Disagreements
+
+        counts = Disagreements()
+        with trace:
+            report = evaluate(cfg, progress=_progress(quiet), policy=_labelled(trace, counts))
+    else:
+        report = evaluate(cfg, progress=_progress(quiet))
     summary = report.summary()
     print_table(summary)
+    if trace is not None:
+        click.echo(counts.line(str(trace_path)))
     if json_path:
         write_json(json_path, summary)
     if plot_path:
@@ -170,6 +194,23 @@ def eval_cmd(json_path: str | None, plot_path: str | None, quiet: bool, **params
         # What finished is printed and written above; the status says it is partial.
         click.echo(f"stopped by {report.stopped}: {summary['attempts']} attempts finished")
         sys.exit(128 + int(signal.Signals[report.stopped]))
+
+
+def _trace_file(path: str, cfg: Any) -> IO[str]:
+    if cfg.eval.expert:
+        raise ConfigError("--trace-labels: with --expert the expert acts; there is no other policy")
+    try:
+        # Line-buffered: a stopped evaluation keeps the lines of the cycles it ran.
+        return open(path, "w", buffering=1)
+    except OSError as e:
+        raise ConfigError(f"--trace-labels: cannot write {path}: {e.strerror}") from None
+
+
+def _labelled(out: IO[str], counts: Any) -> Callable[[Any], Any]:
+    from grasprt.evaluation.label_trace import label_trace_factory
+    from grasprt.runtime.runner import onnx_policy
+
+    return label_trace_factory(out, onnx_policy, counts)
 
 
 def _check_mount(cfg: Any) -> None:

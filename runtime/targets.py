@@ -58,7 +58,11 @@ def loop_targets(result: dict[str, Any]) -> dict[str, Any]:
     # On the simulator's clock (--clock sim) the cycle includes frames made on demand.
     if mo.get("sum") and cyc.get("p50") and wall:
         ratio = cyc["p50"] / mo["sum"]
-        t["cycle_p50_over_models_sum"] = _t(ratio, "<= 1.15", ratio <= 1.15)
+        # Judged against the models back to back; beside it, against the same models
+        # called once a period, as the loop calls them (idle cores, cold caches between).
+        cadence = result.get("models_at_cadence_ms", {}).get("sum")
+        more = {"over_models_at_cadence": cyc["p50"] / cadence} if cadence else {}
+        t["cycle_p50_over_models_sum"] = _t(ratio, "<= 1.15", ratio <= 1.15, **more)
     photon = result.get("photon_to_command_ms", {}).get("p99")
     if photon is not None and cyc.get("p99") is not None and wall:
         d = photon - cyc["p99"]

@@ -115,6 +115,9 @@ class DaggerConfig:
     # shipped kinematic recipe was built: the kinematic sim drops a released sphere at
     # once, so it rarely applies there; the MuJoCo stage turns it on.
     regrip: bool = False
+    # Weight of the gripper output's squared error against each joint's (1 = the plain
+    # L2 the recipe was built with).
+    gripper_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.select_from <= self.iterations:
@@ -127,6 +130,8 @@ class DaggerConfig:
             raise ValueError("gap_reach must be > 0")
         if not self.state_jitter_rad >= 0.0:
             raise ValueError("state_jitter_rad must be >= 0")
+        if not self.gripper_weight > 0.0:
+            raise ValueError("gripper_weight must be > 0")
 
     @classmethod
     def quick(cls, seed: int = 0) -> DaggerConfig:
@@ -353,6 +358,8 @@ def train(
     falling linearly to a tenth over the extra epochs (over all of them with
     `cfg.anneal_every_iteration`); returns the last epoch's mean loss."""
     masks, states, labels = data.tensors()
+    weight = torch.ones(labels.shape[1], dtype=labels.dtype)
+    weight[N_JOINTS] = cfg.gripper_weight
     opt = torch.optim.Adam(graph.net.parameters(), lr=cfg.lr)
     graph.train()
     n = len(labels)
@@ -365,8 +372,8 @@ def train(
         for i in range(0, n, cfg.batch):
             idx = order[i : i + cfg.batch]
             pred = graph(masks[idx], jitter_joints(states[idx], cfg.state_jitter_rad, gen))
-            # Squared L2 over the 8 outputs, averaged over the batch.
-            loss = ((pred - labels[idx]) ** 2).sum(dim=1).mean()
+            # Weighted squared L2 over the 8 outputs, averaged over the batch.
+            loss = (weight * (pred - labels[idx]) ** 2).sum(dim=1).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()

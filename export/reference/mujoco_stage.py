@@ -91,6 +91,13 @@ class MujocoStageConfig:
     # bundle ran without it (`--no-regrip` reproduces them); with it, round 3 lifted
     # MuJoCo's full pipeline from 95 to 113 of 150.
     regrip: bool = True
+    # The gripper output's weight in the training loss (DaggerConfig.gripper_weight).
+    # Rounds 1-4 of the shipped bundle trained at 1.
+    gripper_weight: float = 1.0
+    # Each round draws its episodes (sphere places, world seeds, gaps) from a stream of
+    # its own. Off, every round draws the same ones (rounds 1-4 of the shipped bundle
+    # did): a new policy acts on them, but the places it learns from repeat.
+    fresh_draws: bool = False
 
     def dagger(self, robot: str, anchor: bool = False) -> DaggerConfig:
         """The kinematic recipe's DAgger settings, with this stage's sizes."""
@@ -103,6 +110,7 @@ class MujocoStageConfig:
             validation_attempts=self.validation_attempts,
             select_from=min(self.select_from, base.iterations),
             regrip=self.regrip,
+            gripper_weight=self.gripper_weight,
         )
 
     @classmethod
@@ -156,9 +164,11 @@ def iterate(
     cfg: MujocoStageConfig,
     work: Path,
     say: Callable[[str], None],
+    round_no: int = 1,
 ) -> list[dict[str, Any]]:
     """The DAgger iterations: collect in both simulators, train on the pool, keep each."""
-    rng = np.random.default_rng([cfg.seed, 0x3D0C])
+    stream = [cfg.seed, 0x3D0C, round_no] if cfg.fresh_draws else [cfg.seed, 0x3D0C]
+    rng = np.random.default_rng(stream)
     gen = torch.Generator().manual_seed(cfg.seed)
     data, history, started = Dataset(), [], time.monotonic()
     anchor = {
@@ -258,8 +268,11 @@ def run_stage(
     try:
         graph = bundle_controller(source)
         for n in range(len(done) + 1, len(done) + cfg.rounds + 1):
-            graph, row = one_round(str(source), graph, cfg, work / f"round{n}", say)
-            rounds.append({"round": n, "expert": expert, **row})
+            graph, row = one_round(str(source), graph, cfg, work / f"round{n}", say, n)
+            rounds.append({
+                "round": n, "expert": expert, "gripper_weight": cfg.gripper_weight,
+                "fresh_draws": cfg.fresh_draws, **row,
+            })  # fmt: skip
         segmenter: Segmenter | None = None
         if keep_segmenter:
             seg_record = (earlier or {}).get("segmenter")
@@ -286,13 +299,13 @@ def run_stage(
 
 def one_round(
     bundle: str, start: ControllerGraph, cfg: MujocoStageConfig, work: Path,
-    say: Callable[[str], None],
+    say: Callable[[str], None], round_no: int = 1,
 ) -> tuple[ControllerGraph, dict[str, Any]]:  # fmt: skip
     """DAgger from `start` on a fresh pool, then the selection (`start` is policy 0)."""
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)  # every round as if it ran in a process of its own
     graph = copy.deepcopy(start)
-    history = iterate(bundle, graph, cfg, work, say)
+    history = iterate(bundle, graph, cfg, work, say, round_no)
     chosen, graph, table = select(bundle, start, cfg, work, say)
     say(f"chosen: policy {chosen}")
     return graph, {"history": history, "validation": table, "chosen_policy": chosen}
@@ -341,6 +354,10 @@ def _recipe(source_recipe: str, record: dict[str, Any]) -> str:
     cmd = f"python -m grasprt.export.reference.mujoco_stage --seed {record['config']['seed']}"
     if not record["config"].get("regrip", True):
         cmd += " --no-regrip"
+    if record["config"].get("gripper_weight", 1.0) != 1.0:
+        cmd += f" --gripper-weight {record['config']['gripper_weight']:g}"
+    if record["config"].get("fresh_draws"):
+        cmd += " --fresh-draws"
     if record.get("continued_after"):
         cmd += f" --rounds {record['config']['rounds']}"
         if record.get("segmenter_kept"):
@@ -467,7 +484,12 @@ def _start_of(record: dict[str, Any]) -> str:
 
 def _round_tables(r: dict[str, Any]) -> str:
     """A round's iterations and its validation of the candidates."""
-    labels = "" if r.get("expert", {}).get("regrip") else " (its expert had no `regrip`)"
+    said = [] if r.get("expert", {}).get("regrip") else ["its expert had no `regrip`"]
+    if r.get("gripper_weight", 1.0) != 1.0:
+        said.append(f"the gripper's error weighted {r['gripper_weight']:g} in the loss")
+    if r.get("fresh_draws"):
+        said.append("episodes drawn afresh for the round")
+    labels = f" ({'; '.join(said)})" if said else ""
     hist = "\n".join(_history_row(h) for h in r["history"])
     val = "\n".join(
         f"| {v['policy']}{' (chosen)' if v['policy'] == r['chosen_policy'] else ''} | "
@@ -509,6 +531,15 @@ _NOTE = (
 )
 
 
+def carry_card(start: Path, out: Path) -> None:
+    """The start's files that `out` lacks (its card, the figures the card refers to): a
+    stage written to a new directory keeps the kinematic recipe's sections, as one
+    written in place does. The models and the manifest are the stage's own."""
+    for f in start.iterdir():
+        if f.is_file() and not (out / f.name).exists():
+            shutil.copyfile(f, out / f.name)
+
+
 def write_card(out: Path, section: str) -> None:
     """The section into the bundle's README, in place of an earlier one, and a note under
     the title that the figures above it are the start's."""
@@ -540,12 +571,19 @@ def write_card(out: Path, section: str) -> None:
 @click.option("--regrip/--no-regrip", default=True, show_default=True,
               help="The expert labels the frame after a let-go with the sphere still between "
                    "the fingers 'close' (--no-regrip: as rounds 1-2 of the shipped bundle ran).")
+@click.option("--gripper-weight", type=click.FloatRange(min=0.0, min_open=True), default=1.0,
+              show_default=True,
+              help="Weight of the gripper output's squared error in the training loss, against "
+                   "1 for each joint's.")
+@click.option("--fresh-draws", is_flag=True,
+              help="Each round draws its episodes (sphere places, seeds, gaps) from a stream "
+                   "of its own, not the same ones every round.")
 @click.option("--keep-segmenter", is_flag=True,
               help="Ship the --from bundle's segmenter as it is (no fine-tune): for a bundle "
                    "whose segmenter this stage already fine-tuned.")
 def main(source: Path, out: Path | None, work: Path, seed: int, quick: bool, jobs: int,
-         before: Path | None, rounds: int | None, regrip: bool,
-         keep_segmenter: bool) -> None:  # fmt: skip
+         before: Path | None, rounds: int | None, regrip: bool, gripper_weight: float,
+         fresh_draws: bool, keep_segmenter: bool) -> None:  # fmt: skip
     """Continue the bundle's DAgger in MuJoCo and the kinematic simulator; export,
     evaluate in both, write the model card's MuJoCo section.
 
@@ -558,7 +596,7 @@ def main(source: Path, out: Path | None, work: Path, seed: int, quick: bool, job
 
     out = out or source
     cfg = MujocoStageConfig.quick(seed) if quick else MujocoStageConfig(seed=seed)
-    cfg = replace(cfg, regrip=regrip)
+    cfg = replace(cfg, regrip=regrip, gripper_weight=gripper_weight, fresh_draws=fresh_draws)
     if rounds is not None:
         cfg = replace(cfg, rounds=rounds)
     work.mkdir(parents=True, exist_ok=True)
@@ -569,6 +607,7 @@ def main(source: Path, out: Path | None, work: Path, seed: int, quick: bool, job
     earlier = json.loads(before.read_text()) if before is not None else None
     record = run_stage(start, out, work, cfg, say, keep_segmenter=keep_segmenter)
     (work / "stage.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    carry_card(start, out)
     evals = evaluate_both(out, seed, quick, jobs, say)
     (out / "eval-both.json").write_text(json.dumps(evals, indent=2, default=str) + "\n")
     if earlier is None:

@@ -75,6 +75,10 @@ def test_expert_eval_succeeds_and_reports_per_position() -> None:
     assert s["detection_disagreements"] == 0
     assert 0 < s["mean_steps"] < 80
     assert [p["attempts"] for p in s["per_position"]] == [1, 1]
+    # Each attempt's row carries the trace behind its outcome: lifted while held
+    # (success needs 5 cm), never lost.
+    for row in s["per_attempt"]:
+        assert row["max_lift_held_m"] >= 0.05 and row["releases"] == row["slips"] == 0
 
 
 def test_network_eval_runs_the_onnx_pipeline_on_rendered_frames() -> None:
@@ -141,6 +145,8 @@ def test_cli_names_each_failure_in_progress_and_summary(tmp_path: Path) -> None:
             ["--json", "/no/such/dir/x.json", "--grid", "1", "--repeats", "1", "--max-steps", "1"],
             "--json",
         ),
+        (["--trace-labels", "/no/such/dir/t.jsonl", "--grid", "1"], "--trace-labels: cannot"),
+        (["--trace-labels", "/dev/null", "--expert"], "--trace-labels: with --expert"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(args: list[str], words: str) -> None:
@@ -156,7 +162,8 @@ def test_cli_bad_input_is_one_line_exit_2(args: list[str], words: str) -> None:
 
 def test_eval_side_never_imports_torch() -> None:
     code = (
-        "import sys, grasprt.eval_cmd, grasprt.evaluation.evaluate, grasprt.drivers.sim.expert;"
+        "import sys, grasprt.eval_cmd, grasprt.evaluation.evaluate, grasprt.drivers.sim.expert,"
+        " grasprt.evaluation.label_trace;"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -236,6 +236,28 @@ def test_wake_latency_request_is_written_held_and_withdrawn(tmp_path: Path) -> N
     assert "idle cores may wake late" in missing.notes[0]
 
 
+def test_the_loops_priorities_run_opencv_on_one_thread_and_put_its_count_back() -> None:
+    import cv2
+
+    cv2.setNumThreads(2)
+    try:
+        prio = realtime.LoopPriorities(True)
+        prio.before_sessions()
+        try:
+            assert cv2.getNumThreads() == realtime.OPENCV_THREADS == 1
+            assert "OpenCV threads 2 -> 1" in prio.summary()["applied"]
+        finally:
+            prio.close()
+        assert cv2.getNumThreads() == 2
+        # Not enabled (--sched normal, the simulator's clock): OpenCV's own default.
+        off = realtime.LoopPriorities(False)
+        off.before_sessions()
+        assert cv2.getNumThreads() == 2
+        off.close()
+    finally:
+        cv2.setNumThreads(-1)
+
+
 def _kernel_latency() -> int:
     fd = os.open(realtime.CPU_LATENCY_PATH, os.O_RDONLY)
     try:
@@ -499,6 +521,12 @@ def test_bench_on_the_wall_clock_is_fed_by_prerendered_frames(bundle_dir: Path) 
     assert r["roofline"]["precision"] == "fp32" and r["roofline"]["models"]["bound_ms"]["bound"] > 0
     assert r["targets"]["on"]["isa"] == r["roofline"]["isa"]
     assert "photon_p99_minus_cycle_p99_ms" in r["targets"]
+    # The cycle against the models back to back (the target) and once a period.
+    ratio = r["targets"]["cycle_p50_over_models_sum"]
+    assert ratio["value"] == pytest.approx(r["cycle_ms"]["p50"] / r["models_only_ms"]["sum"])
+    assert ratio["over_models_at_cadence"] == pytest.approx(
+        r["cycle_ms"]["p50"] / r["models_at_cadence_ms"]["sum"]
+    )
     live = run_bench(replace_bench(cfg, feed="live"), parts)
     assert live["feed"]["camera"] == "sim"
 

@@ -168,6 +168,30 @@ def test_training_lowers_the_squared_l2_loss_on_a_fixed_pool() -> None:
     assert later < first
 
 
+def test_the_gripper_weight_scales_the_gripper_term_of_the_loss_alone() -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(3)
+    data = Dataset()
+    for _ in range(16):
+        mask = (rng.random((100, 100)) > 0.99).astype(np.float32)
+        data.add(mask, np.asarray((*SAWYER.neutral, 0.0), np.float32), rng.uniform(-1, 1, 8))
+    graph = ControllerGraph(Controller(), *state_normalisation(SAWYER))
+    masks, states, labels = data.tensors()
+    with torch.no_grad():
+        err = ((graph(masks, states) - labels) ** 2).mean(dim=0).double()
+    # At a learning rate of 0 the weights stay put: the loss reported is the start's.
+    gen = torch.Generator().manual_seed(0)
+    losses = {w: train(graph, data, DaggerConfig(epochs=1, lr=0.0, gripper_weight=w), gen)
+              for w in (1.0, 3.0)}  # fmt: skip
+    assert losses[1.0] == pytest.approx(float(err.sum()), rel=1e-5)
+    assert losses[3.0] - losses[1.0] == pytest.approx(2 * float(err[7]), rel=1e-4)
+    with pytest.raises(ValueError, match="gripper_weight"):
+        DaggerConfig(gripper_weight=0.0)
+    with pytest.raises(ValueError, match="gripper_weight"):
+        DaggerConfig(gripper_weight=float("nan"))
+
+
 @pytest.mark.slow
 def test_quick_run_labels_with_the_expert_then_lets_the_policy_act(tmp_path: Path) -> None:
     ckpt = tmp_path / "controller.pt"

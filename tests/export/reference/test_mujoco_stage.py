@@ -3,6 +3,7 @@ simulators, and its card section."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from grasprt.export.reference.mujoco_stage import (
     _recipe,
     bundle_controller,
     bundle_segmenter,
+    carry_card,
     figures_section,
     run_stage,
     write_card,
@@ -95,6 +97,14 @@ def test_the_card_section_replaces_an_earlier_one(tmp_path: Path) -> None:
     assert "Round 1 (its expert had no `regrip`):" in text and "Round 2:" in text
     assert "\n2 rounds" in text and "this stage's networks after its round 1" in text
     assert "| after | 0.7 | mujoco (4 frames) | 0.5 | 0.6 | 0.7 | 0.1 |" in text
+    weighted = {**continued, "rounds": [{**record["rounds"][0], "gripper_weight": 4.0,
+                                         "fresh_draws": True}]}  # fmt: skip
+    write_card(tmp_path, figures_section(weighted, evals, {}))
+    text = (tmp_path / "README.md").read_text()
+    assert (
+        "Round 1 (the gripper's error weighted 4 in the loss; episodes drawn afresh for the "
+        "round):" in text
+    )
 
 
 @pytest.mark.mujoco
@@ -146,7 +156,10 @@ def test_a_stage_that_keeps_the_segmenter_ships_the_starts_one(tmp_path: Path) -
     assert out.mask_threshold == start.mask_threshold
     # The card still shows the fine-tune that made it, from the start's record.
     assert record["segmenter"] == start.provenance["mujoco_stage"]["segmenter"]
-    assert out.controller_bytes != start.controller_bytes
+    # The controller is the round's choice: the start's own (policy 0) when the tiny
+    # round's policy validated worse, else the new one.
+    chosen = record["rounds"][-1]["chosen_policy"]
+    assert (out.controller_bytes == start.controller_bytes) == (chosen == 0)
 
 
 def test_the_recipe_names_each_stage_run_that_made_the_bundle() -> None:
@@ -161,3 +174,47 @@ def test_the_recipe_names_each_stage_run_that_made_the_bundle() -> None:
     more = {"config": {"seed": 0, "rounds": 1}, "continued_after": 2, "segmenter_kept": True}
     assert _recipe(once, more) == f"{once}; then python -m grasprt.export.reference.mujoco_stage" \
         " --seed 0 --rounds 1 --keep-segmenter"
+    weighted = {**more, "config": {"seed": 0, "rounds": 1, "gripper_weight": 4.0,
+                                   "fresh_draws": True}}  # fmt: skip
+    assert _recipe(once, weighted).endswith(
+        "--seed 0 --gripper-weight 4 --fresh-draws --rounds 1 --keep-segmenter"
+    )
+
+
+def test_fresh_draws_give_each_round_its_own_episodes(monkeypatch, tmp_path: Path) -> None:
+    import grasprt.export.reference.mujoco_stage as stage
+
+    draws: list[float] = []
+
+    def fake_collect(bundle, graph, cfg, rng, data, robot):  # the first draw of each call
+        draws.append(float(rng.random()))
+        return {"frames": 0, "episodes": 0, "episode_success": 0.0}
+
+    monkeypatch.setattr(stage, "collect", fake_collect)
+    monkeypatch.setattr(stage, "train", lambda *a, **k: 0.0)
+    monkeypatch.setattr(stage, "save_controller", lambda *a, **k: None)
+    monkeypatch.setattr(stage.Dataset, "save", lambda *a, **k: None)
+
+    def first_draws(fresh: bool, round_no: int) -> list[float]:
+        draws.clear()
+        cfg = replace(MujocoStageConfig.quick(), fresh_draws=fresh)
+        stage.iterate("unused", None, cfg, tmp_path, lambda line: None, round_no)
+        return list(draws)
+
+    assert first_draws(False, 1) == first_draws(False, 5)  # as rounds 1-4 ran
+    assert first_draws(True, 1) == first_draws(True, 1)
+    assert first_draws(True, 1) != first_draws(True, 2)
+
+
+def test_a_stage_written_elsewhere_keeps_the_starts_card_and_figures(tmp_path: Path) -> None:
+    start, out = tmp_path / "start", tmp_path / "out"
+    start.mkdir()
+    out.mkdir()
+    for name, text in (("README.md", "# card\n\nthe recipe\n"), ("dagger.png", "png"),
+                       ("bundle.json", "start's")):  # fmt: skip
+        (start / name).write_text(text)
+    (out / "bundle.json").write_text("the stage's")
+    carry_card(start, out)
+    assert (out / "README.md").read_text() == "# card\n\nthe recipe\n"
+    assert (out / "dagger.png").read_text() == "png"
+    assert (out / "bundle.json").read_text() == "the stage's"

@@ -34,6 +34,10 @@ class OnnxPolicy:
         else:
             self.stages = ("segmenter", "threshold", "controller")
 
+    def warm_up(self) -> None:
+        """Once, before the first cycle (Pipeline.warm_up)."""
+        self.pipeline.warm_up()
+
     def prewarm(self) -> None:
         """Between cycles: the last cycle's runs again (runtime/loop.py, prewarm)."""
         self.pipeline.prewarm(segmenter=not self.truth_mask)

@@ -171,6 +171,10 @@ class Run:
         self.limiter = make_limiter(cfg, self.bundle, self.profile, self.kin, drivers.table_z)
         self._start_priorities(priorities)
         self.policy = (policy or onnx_policy)(self)
+        warm_up = getattr(self.policy, "warm_up", None)
+        if warm_up is not None and not cfg.sim_clock:
+            # On the wall clock an engine's slow first runs would be the first cycles'.
+            warm_up()
         if cfg.shadow:
             from grasprt.runtime.run_extras import shadowed
 

@@ -112,6 +112,49 @@ def test_a_prewarm_longer_than_guessed_is_started_earlier_not_run_into_the_slot(
     assert report.summary()["overruns"] <= 1
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_warm_up_runs_every_graph_and_leaves_the_outputs_clear(
+    bundle_dir: Path, fused: bool
+) -> None:
+    b = load_bundle(bundle_dir)
+    p = Pipeline(b, InferenceSettings(intra_op_threads=1, fused=fused))
+    graphs = [p.segmenter, p.controller] + ([p.fused] if fused else [])
+    counts = [0] * len(graphs)
+    for i, g in enumerate(graphs):
+
+        def counted(run=g.run, i=i) -> None:
+            counts[i] += 1
+            run()
+
+        g.run = counted  # type: ignore[method-assign]
+    p.action.fill(1.0)  # something a warm-up must not leave behind
+    p.warm_up(runs=2)
+    assert counts == [2] * len(graphs)
+    for out in (p.prob, p.mask, p.action):
+        assert not out.any()
+    assert p.fused_runs == 0  # not a cycle's run
+
+
+class WarmCounting(OnnxPolicy):
+    warm_ups = 0
+
+    def warm_up(self) -> None:
+        WarmCounting.warm_ups += 1
+        super().warm_up()
+
+
+def test_a_run_on_the_wall_clock_warms_the_models_up_once_the_sim_clock_never(
+    bundle_dir: Path,
+) -> None:
+    WarmCounting.warm_ups = 0
+    run = _run(bundle_dir, "wall", 0.0, WarmCounting)
+    assert WarmCounting.warm_ups == 1  # before the first cycle: at the run's building
+    assert run.execute().fault is None and WarmCounting.warm_ups == 1
+    WarmCounting.warm_ups = 0
+    _run(bundle_dir, "sim", 0.0, WarmCounting)
+    assert WarmCounting.warm_ups == 0
+
+
 def test_prewarm_ms_is_validated() -> None:
     with pytest.raises(ConfigError, match="prewarm_ms"):
         InferenceSettings(prewarm_ms=-1.0)

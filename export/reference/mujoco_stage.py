@@ -92,10 +92,11 @@ class MujocoStageConfig:
     # MuJoCo's full pipeline from 95 to 113 of 150.
     regrip: bool = True
     # The gripper output's weight in the training loss (DaggerConfig.gripper_weight).
-    # Rounds 1-4 of the shipped bundle trained at 1.
+    # Rounds 1-4 of the shipped bundle trained at 1, round 5 at 4 (115 -> 130 of 150 in
+    # MuJoCo, docs/mujoco.md).
     gripper_weight: float = 1.0
     # Each round draws its episodes (sphere places, world seeds, gaps) from a stream of
-    # its own. Off, every round draws the same ones (rounds 1-4 of the shipped bundle
+    # its own. Off, every round draws the same ones (rounds 1-5 of the shipped bundle
     # did): a new policy acts on them, but the places it learns from repeat.
     fresh_draws: bool = False
 

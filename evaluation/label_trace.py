@@ -45,12 +45,18 @@ class LabelTrace:
         if warm is not None:
             warm()
 
+    def warm_up(self) -> None:
+        warm = getattr(self.inner, "warm_up", None)
+        if warm is not None:
+            warm()
+
     def step(self, obs: Observation, mark: Callable[[str], None]) -> np.ndarray:
         action = self.inner.step(obs, mark)
         label = np.clip(self.expert.action(obs.q), -1.0, 1.0)
         truth = self.world.grasp_truth()
         self.emit(
             {
+                # The policy's own count: a cycle the loop held before it ran is not here.
                 "step": self.cycle,
                 "gripper_out": round(float(action[N_JOINTS]), 4),
                 "gripper_label": round(float(label[N_JOINTS]), 4),

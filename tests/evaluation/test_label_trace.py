@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from grasprt.evaluation.evaluate import Attempt, eval_config, expert_policy, run_attempts
-from grasprt.evaluation.label_trace import Disagreements, label_trace_factory
+from grasprt.evaluation.label_trace import Disagreements, LabelTrace, label_trace_factory
 from grasprt.runtime.runner import onnx_policy
 
 PLACEHOLDER = str(Path(__file__).resolve().parents[2] / "models" / "placeholder")
@@ -67,3 +67,22 @@ def test_cli_writes_the_trace_and_says_what_it_counted(tmp_path: Path) -> None:
     assert len(rows) == 4
     (line,) = [ln for ln in res.stdout.splitlines() if ln.startswith("label trace: ")]
     assert line.startswith("label trace: 4 cycles;") and line.endswith(str(path))
+
+
+def test_the_trace_passes_the_loops_warm_calls_to_the_policy_it_wraps() -> None:
+    calls: list[str] = []
+
+    class Inner:
+        stages = ("x",)
+        mask = None
+
+        def prewarm(self) -> None:
+            calls.append("prewarm")
+
+        def warm_up(self) -> None:
+            calls.append("warm_up")
+
+    trace = LabelTrace(Inner(), expert=None, world=None, emit=lambda row: None)
+    trace.warm_up()
+    trace.prewarm()
+    assert calls == ["warm_up", "prewarm"] and trace.stages == ("x", "expert_label")

@@ -157,9 +157,18 @@ def test_a_stage_that_keeps_the_segmenter_ships_the_starts_one(tmp_path: Path) -
     # The card still shows the fine-tune that made it, from the start's record.
     assert record["segmenter"] == start.provenance["mujoco_stage"]["segmenter"]
     # The controller is the round's choice: the start's own (policy 0) when the tiny
-    # round's policy validated worse, else the new one.
-    chosen = record["rounds"][-1]["chosen_policy"]
-    assert (out.controller_bytes == start.controller_bytes) == (chosen == 0)
+    # round's policy validated worse, else the new one. Judged by what it computes: the
+    # bytes of a re-export hang on the exporter's version.
+    rng = np.random.default_rng(4)
+    feed = {
+        "mask": (rng.random((1, 1, 100, 100)) > 0.99).astype(np.float32),
+        "state": rng.uniform(-1, 1, (1, 8)).astype(np.float32),
+    }
+    actions = [
+        ort.InferenceSession(str(b.controller_path)).run(None, feed)[0] for b in (out, start)
+    ]
+    same = np.abs(actions[0] - actions[1]).max() < 1e-6
+    assert same == (record["rounds"][-1]["chosen_policy"] == 0)
 
 
 def test_the_recipe_names_each_stage_run_that_made_the_bundle() -> None:

@@ -52,10 +52,15 @@ def test_prewarm_leaves_every_output_as_the_cycle_left_it(bundle_dir: Path, fuse
 
 class CountingPolicy(OnnxPolicy):
     prewarms = 0
+    warm_ups = 0
 
     def prewarm(self) -> None:
         CountingPolicy.prewarms += 1
         super().prewarm()
+
+    def warm_up(self) -> None:
+        CountingPolicy.warm_ups += 1
+        super().warm_up()
 
 
 def _run(
@@ -135,24 +140,16 @@ def test_warm_up_runs_every_graph_and_leaves_the_outputs_clear(
     assert p.fused_runs == 0  # not a cycle's run
 
 
-class WarmCounting(OnnxPolicy):
-    warm_ups = 0
-
-    def warm_up(self) -> None:
-        WarmCounting.warm_ups += 1
-        super().warm_up()
-
-
 def test_a_run_on_the_wall_clock_warms_the_models_up_once_the_sim_clock_never(
     bundle_dir: Path,
 ) -> None:
-    WarmCounting.warm_ups = 0
-    run = _run(bundle_dir, "wall", 0.0, WarmCounting)
-    assert WarmCounting.warm_ups == 1  # before the first cycle: at the run's building
-    assert run.execute().fault is None and WarmCounting.warm_ups == 1
-    WarmCounting.warm_ups = 0
-    _run(bundle_dir, "sim", 0.0, WarmCounting)
-    assert WarmCounting.warm_ups == 0
+    CountingPolicy.warm_ups = 0
+    run = _run(bundle_dir, "wall", 0.0)
+    assert CountingPolicy.warm_ups == 1  # before the first cycle: at the run's building
+    assert run.execute().fault is None and CountingPolicy.warm_ups == 1
+    CountingPolicy.warm_ups = 0
+    _run(bundle_dir, "sim", 0.0)
+    assert CountingPolicy.warm_ups == 0
 
 
 def test_prewarm_ms_is_validated() -> None:

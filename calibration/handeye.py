@@ -190,12 +190,13 @@ def _refine(params: np.ndarray, obs: Sequence[Observation], intr: Intrinsics) ->
 def solve_methods(
     links: Sequence[np.ndarray], cams: Sequence[np.ndarray], *, opencv: bool | None = None
 ) -> dict[str, np.ndarray]:
-    """X by each method: OpenCV's five where cv2 has them, else grasprt's numpy four."""
+    """X by each method: OpenCV's five where cv2 has them, else grasprt's numpy four;
+    either way only those whose X fits the motions (`_consistent`)."""
     if opencv is None:
         opencv = OPENCV_HAND_EYE
+    pairs = motions(links, cams)
     if not opencv:
-        pairs = motions(links, cams)
-        return {name: solve(pairs) for name, solve in NUMPY_METHODS.items()}
+        return _consistent({name: solve(pairs) for name, solve in NUMPY_METHODS.items()}, pairs)
     args = (
         [t[:3, :3] for t in links],
         [t[:3, 3] for t in links],
@@ -210,7 +211,7 @@ def solve_methods(
             continue
         out[name] = np.eye(4)
         out[name][:3, :3], out[name][:3, 3] = r, np.asarray(t).reshape(3)
-    return _consistent(out, motions(links, cams))
+    return _consistent(out, pairs)
 
 
 def motion_residual_mm(x: np.ndarray, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:

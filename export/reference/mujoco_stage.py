@@ -348,17 +348,36 @@ def export_from(
     )
 
 
+def _departures(settings: dict[str, Any]) -> list[tuple[str, str]]:
+    """(flag, the card's words) for each of a run's settings off the stage's default:
+    `settings` is a config record, or a round's own (`_round_settings`)."""
+    out = []
+    if not settings.get("regrip", True):
+        out.append(("--no-regrip", "its expert had no `regrip`"))
+    weight = settings.get("gripper_weight", 1.0)
+    if weight != 1.0:
+        out.append((f"--gripper-weight {weight:g}",
+                    f"the gripper's error weighted {weight:g} in the loss"))  # fmt: skip
+    if settings.get("fresh_draws"):
+        out.append(("--fresh-draws", "episodes drawn afresh for the round"))
+    return out
+
+
+def _round_settings(r: dict[str, Any]) -> dict[str, Any]:
+    # A round recorded before a setting existed ran without it (rounds 1-2: no regrip).
+    return {
+        "regrip": r.get("expert", {}).get("regrip", False),
+        "gripper_weight": r.get("gripper_weight", 1.0),
+        "fresh_draws": r.get("fresh_draws", False),
+    }
+
+
 def _recipe(source_recipe: str, record: dict[str, Any]) -> str:
     """The kinematic recipe's command, then this stage's: once from a kinematic bundle
     (an earlier stage's command replaced), appended when it continued an earlier stage."""
     base = source_recipe
     cmd = f"python -m grasprt.export.reference.mujoco_stage --seed {record['config']['seed']}"
-    if not record["config"].get("regrip", True):
-        cmd += " --no-regrip"
-    if record["config"].get("gripper_weight", 1.0) != 1.0:
-        cmd += f" --gripper-weight {record['config']['gripper_weight']:g}"
-    if record["config"].get("fresh_draws"):
-        cmd += " --fresh-draws"
+    cmd += "".join(f" {flag}" for flag, _ in _departures(record["config"]))
     if record.get("continued_after"):
         cmd += f" --rounds {record['config']['rounds']}"
         if record.get("segmenter_kept"):
@@ -485,11 +504,7 @@ def _start_of(record: dict[str, Any]) -> str:
 
 def _round_tables(r: dict[str, Any]) -> str:
     """A round's iterations and its validation of the candidates."""
-    said = [] if r.get("expert", {}).get("regrip") else ["its expert had no `regrip`"]
-    if r.get("gripper_weight", 1.0) != 1.0:
-        said.append(f"the gripper's error weighted {r['gripper_weight']:g} in the loss")
-    if r.get("fresh_draws"):
-        said.append("episodes drawn afresh for the round")
+    said = [words for _, words in _departures(_round_settings(r))]
     labels = f" ({'; '.join(said)})" if said else ""
     hist = "\n".join(_history_row(h) for h in r["history"])
     val = "\n".join(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 
@@ -27,6 +28,7 @@ import numpy as np
 from grasprt.bundle import load_bundle
 from grasprt.config import InferenceSettings
 from grasprt.drivers.sim.views import held_out_views
+from grasprt.errors import GrasprtError
 from grasprt.runtime import realtime
 from grasprt.runtime.cpu import cpu_info
 from grasprt.runtime.inference import Pipeline
@@ -111,4 +113,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except GrasprtError as e:  # a bundle or a precision this CPU cannot run: one line
+        sys.exit(f"model_warmth: {e}")

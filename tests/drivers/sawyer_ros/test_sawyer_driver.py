@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from polling import wait_until
 from twin_support import TwinProcess, start_twin
+from twin_support import log_lines as twin_log_lines
 
 from grasprt.drivers.sawyer import INTERA_GRIPPER_OPEN_M, SawyerRobot
 from grasprt.errors import DriverError
@@ -148,9 +149,7 @@ def cmd(q: np.ndarray, closed: bool = False) -> JointCommand:
 
 def log_lines(twin: TwinProcess) -> list[dict[str, Any]]:
     """The joint commands in the twin's --log (it also logs faults and its own holds)."""
-    text = twin.log.read_text() if twin.log.exists() else ""
-    records = [json.loads(line) for line in text.splitlines() if line.strip()]
-    return [r for r in records if "names" in r]
+    return [r for r in twin_log_lines(twin) if "names" in r]
 
 
 def by_name(line: dict[str, Any]) -> np.ndarray:

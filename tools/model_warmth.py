@@ -4,13 +4,18 @@ their once-a-period figure (`models_at_cadence_ms`), not their back-to-back one.
     .venv/bin/python tools/model_warmth.py [--provider openvino] [--precision bf16]
                                            [--threads 2] [--json warmth.json]
 
-With the cores kept from deep idle as the loop keeps them (CPU wake latency 0 us), it
-times one cycle of models (state, segmenter, threshold, controller, as the tuner does):
+Under the loop's real-time settings (`--sched fifo`, the default: SCHED_FIFO for this
+thread and the engine's workers, locked memory, CPU wake latency 0 us; `--sched normal`:
+the wake latency only), it times one cycle of models (state, segmenter, threshold,
+controller, as the tuner does):
 
 - after 100 ms idle, six runs in a row: how many runs a cold engine needs to warm up;
 - a run, a gap (sleeping, or spinning on this thread), a run: the second run against the
   gap, to see how long the warmth lasts. A pre-warm (`[inference] prewarm_ms`) can only
-  help the cycle if it ends less than that before the cycle's models start.
+  help the cycle if it ends less than that before the cycle's models start;
+- a tiny run of the same engine (the controller alone, 0.06 ms) right before the cycle,
+  after 100 ms idle and 3 ms after a pre-warm run: whether what has gone cold is the
+  engine (its threads) rather than the caches.
 
 A diagnostic, not a benchmark target: docs/bench.md has its figures.
 """
@@ -70,47 +75,75 @@ def after_gap(one: Callable[[], None], gap_s: float, wait: Callable[[float], Non
     return float(np.median(ms))
 
 
+def after_touch(one: Callable[[], None], touch: Callable[[], None], prewarm: bool) -> float:
+    ms = []
+    for _ in range(REPEATS):
+        time.sleep(IDLE_S)
+        if prewarm:
+            one()
+            time.sleep(0.003)
+        touch()
+        ms.append(_timed(one))
+    return float(np.median(ms))
+
+
+def _measure(a: argparse.Namespace) -> dict[str, object]:
+    bundle = load_bundle(a.bundle)
+    cfg = InferenceSettings(
+        provider=a.provider, precision=a.precision, intra_op_threads=a.threads, fused=True
+    )
+    gate = gate_hinted(bundle, cfg, held_out_views) if a.precision != "fp32" else None
+    pipeline = Pipeline(bundle, cfg, admitted=gate)
+    one = cycle_runner(pipeline, held_out_views(bundle, [7])[0])
+    for _ in range(20):
+        one()
+    touch = pipeline.controller.run  # its own buffers' action: the cycle writes it again
+    return {
+        "runs_in_a_row_ms": runs_in_a_row(one),
+        "second_run_after_gap_ms": {
+            f"{g:g}": {"sleep": after_gap(one, g / 1e3, time.sleep),
+                       "spin": after_gap(one, g / 1e3, _spin)}
+            for g in GAPS_MS
+        },
+        "after_a_tiny_run_ms": {"cold": after_touch(one, touch, prewarm=False),
+                                "3 ms after a pre-warm": after_touch(one, touch, prewarm=True)},
+    }  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", default="models/reference")
     ap.add_argument("--provider", default="openvino", choices=("cpu", "openvino"))
     ap.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sched", default="fifo", choices=("fifo", "normal"))
     ap.add_argument("--json")
     a = ap.parse_args()
-    bundle = load_bundle(a.bundle)
-    cfg = InferenceSettings(
-        provider=a.provider, precision=a.precision, intra_op_threads=a.threads, fused=True
-    )
-    gate = gate_hinted(bundle, cfg, held_out_views) if a.precision != "fp32" else None
-    one = cycle_runner(Pipeline(bundle, cfg, admitted=gate), held_out_views(bundle, [7])[0])
-    rt = realtime.apply(wake_latency_us=0)
+    # Before the sessions, as the loop does: their worker threads inherit the policy.
+    fifo = a.sched == "fifo"
+    rt = realtime.apply(wake_latency_us=0, lock_memory=fifo,
+                        fifo_priority=realtime.FIFO_PRIORITY if fifo else None)  # fmt: skip
     try:
-        for _ in range(20):
-            one()
-        row = runs_in_a_row(one)
-        gaps = {
-            f"{g:g}": {"sleep": after_gap(one, g / 1e3, time.sleep),
-                       "spin": after_gap(one, g / 1e3, _spin)}
-            for g in GAPS_MS
-        }  # fmt: skip
+        m = _measure(a)
     finally:
         rt.undo()
     cpu = cpu_info()
     print(f"{cpu.describe()}, {cpu.cores} cores; {a.provider} {a.precision}, "
           f"{a.threads} thread(s); {'; '.join(rt.applied + rt.notes)}")  # fmt: skip
+    row = m["runs_in_a_row_ms"]
     print(f"after {IDLE_S * 1e3:g} ms idle, runs 1..{len(row)} in a row, p50 ms: "
           + " ".join(f"{x:.3f}" for x in row))
-    for g, v in gaps.items():
+    for g, v in m["second_run_after_gap_ms"].items():
         print(f"run, gap {g} ms, run: second run p50 {v['sleep']:.3f} ms sleeping, "
               f"{v['spin']:.3f} spinning")
+    for k, v in m["after_a_tiny_run_ms"].items():
+        print(f"{k}, the controller alone, then the run: p50 {v:.3f} ms")
     if a.json:
         out = {"cpu": cpu.model, "isa": cpu.isa, "cores": cpu.cores, "provider": a.provider,
-               "precision": a.precision, "threads": a.threads, "runs_in_a_row_ms": row,
-               "second_run_after_gap_ms": gaps, "realtime": rt.summary()}  # fmt: skip
+               "precision": a.precision, "threads": a.threads, "sched": a.sched, **m,
+               "realtime": rt.summary()}  # fmt: skip
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1)
-
 
 if __name__ == "__main__":
     try:

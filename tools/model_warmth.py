@@ -65,26 +65,22 @@ def runs_in_a_row(one: Callable[[], None], n: int = 6) -> list[float]:
     return np.median(np.asarray(rows), axis=0).tolist()
 
 
-def after_gap(one: Callable[[], None], gap_s: float, wait: Callable[[float], None]) -> float:
+def after(one: Callable[[], None], before: Callable[[], None]) -> float:
+    """p50 ms of `one` run right after `before`, each time after `IDLE_S` idle."""
     ms = []
     for _ in range(REPEATS):
         time.sleep(IDLE_S)
-        one()
-        wait(gap_s)
+        before()
         ms.append(_timed(one))
     return float(np.median(ms))
 
 
-def after_touch(one: Callable[[], None], touch: Callable[[], None], prewarm: bool) -> float:
-    ms = []
-    for _ in range(REPEATS):
-        time.sleep(IDLE_S)
-        if prewarm:
-            one()
-            time.sleep(0.003)
-        touch()
-        ms.append(_timed(one))
-    return float(np.median(ms))
+def _then(*steps: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        for step in steps:
+            step()
+
+    return run
 
 
 def _measure(a: argparse.Namespace) -> dict[str, object]:
@@ -101,12 +97,14 @@ def _measure(a: argparse.Namespace) -> dict[str, object]:
     return {
         "runs_in_a_row_ms": runs_in_a_row(one),
         "second_run_after_gap_ms": {
-            f"{g:g}": {"sleep": after_gap(one, g / 1e3, time.sleep),
-                       "spin": after_gap(one, g / 1e3, _spin)}
+            f"{g:g}": {"sleep": after(one, _then(one, lambda g=g: time.sleep(g / 1e3))),
+                       "spin": after(one, _then(one, lambda g=g: _spin(g / 1e3)))}
             for g in GAPS_MS
         },
-        "after_a_tiny_run_ms": {"cold": after_touch(one, touch, prewarm=False),
-                                "3 ms after a pre-warm": after_touch(one, touch, prewarm=True)},
+        "after_a_tiny_run_ms": {
+            "cold": after(one, touch),
+            "3 ms after a pre-warm": after(one, _then(one, lambda: time.sleep(0.003), touch)),
+        },
     }  # fmt: skip
 
 
